@@ -1,0 +1,40 @@
+# k3ha build and test entry points.
+K8S_VERSION := v1.37.2
+COMMIT      := $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo dev)
+DIRTY       := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo dirty || echo clean)
+VERSION     := $(K8S_VERSION)+k3ha.$(COMMIT)
+BUILD_DATE  := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+MAJOR       := $(word 1,$(subst ., ,$(K8S_VERSION:v%=%)))
+MINOR       := $(word 2,$(subst ., ,$(K8S_VERSION:v%=%)))
+
+# The Kubernetes libraries report their own version from these variables;
+# stamping them makes /version and `kubectl version` show k3ha's.
+VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
+LDFLAGS := -s -w \
+	-X github.com/k3ha/k3ha/internal/version.Version=$(VERSION) \
+	-X github.com/k3ha/k3ha/internal/version.GitCommit=$(COMMIT) \
+	$(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(VERSION) -X $(p).gitCommit=$(COMMIT) \
+		-X $(p).gitTreeState=$(DIRTY) -X $(p).buildDate=$(BUILD_DATE) -X $(p).gitMajor=$(MAJOR) -X $(p).gitMinor=$(MINOR))
+
+.PHONY: build test unit e2e vet bench clean
+build:
+	go build -ldflags '$(LDFLAGS)' -o bin/k3ha ./cmd/k3ha
+
+# The README's test command: fast unit tests, then the end-to-end suite on real processes.
+test: unit e2e
+
+unit:
+	go test -short -count=1 ./internal/... ./test/e2e/harness/
+
+e2e: build
+	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags e2e -count=1 -p 1 -timeout 40m -v ./test/e2e/
+
+vet:
+	go vet ./...
+	go vet -tags e2e ./test/e2e/
+
+bench: build
+	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags e2e -count=1 -p 1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./bench/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,133 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+)
+
+// APIServer is the embedded kube-apiserver.
+type APIServer struct {
+	Args Args
+	// Listener is the port the API is served on; the caller binds it so that a
+	// port already in use is reported before anything starts.
+	Listener net.Listener
+	// Wrap puts handlers in front of the apiserver's own chain (the supervisor paths).
+	Wrap func(apiserver http.Handler) http.Handler
+
+	runner
+	loopback *rest.Config
+}
+
+func (a *APIServer) Name() string { return "kube-apiserver" }
+
+// Start configures the apiserver and starts serving; WaitReady tells when it can answer.
+func (a *APIServer) Start(ctx context.Context) error {
+	runCtx := a.context(ctx)
+	prepared, err := a.prepare(runCtx)
+	if err != nil {
+		a.abort()
+		return err
+	}
+	a.run(runCtx, prepared.Run)
+	return nil
+}
+
+// prepare goes the way of kube-apiserver's own command: flags → options →
+// completed options → config → server chain.
+func (a *APIServer) prepare(ctx context.Context) (interface{ Run(context.Context) error }, error) {
+	s := options.NewServerRunOptions()
+	if err := parse("kube-apiserver", s.Flags(), a.Args); err != nil {
+		return nil, err
+	}
+	s.SecureServing.Listener = a.Listener
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	// The apiserver's own loopback clients should not log warnings about themselves.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	if completed.InformerName == nil {
+		if completed.InformerName, err = cache.NewInformerName("kube-apiserver"); err != nil {
+			return nil, err
+		}
+	}
+	config, err := app.NewConfig(completed)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	if a.Wrap != nil {
+		// The aggregator is the outermost server of the chain: its handler is what is served.
+		build := config.Aggregator.GenericConfig.BuildHandlerChainFunc
+		config.Aggregator.GenericConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+			return a.Wrap(build(h, c))
+		}
+	}
+	a.loopback = rest.CopyConfig(config.KubeAPIs.ControlPlane.Generic.LoopbackClientConfig)
+	cc, err := config.Complete()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	chain, err := app.CreateServerChain(cc)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+	prepared, err := chain.PrepareRun()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+	return prepared, nil
+}
+
+// WaitReady polls /readyz through the apiserver's loopback client.
+func (a *APIServer) WaitReady(ctx context.Context) error {
+	cs, err := kubernetes.NewForConfig(a.loopback)
+	if err != nil {
+		return err
+	}
+	client := cs.Discovery().RESTClient()
+	var last error
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-a.Done():
+			return false, fmt.Errorf("kube-apiserver stopped: %w", a.Err())
+		default:
+		}
+		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if body, err := client.Get().AbsPath("/readyz").DoRaw(reqCtx); err != nil {
+			last = fmt.Errorf("%w: %s", err, body)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil && last != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("kube-apiserver not ready: %w (last check: %v)", err, last)
+	}
+	return err
+}
+
+// LoopbackConfig is a privileged client config for this apiserver; valid after Start.
+func (a *APIServer) LoopbackConfig() *rest.Config { return rest.CopyConfig(a.loopback) }
+
+// Stop shuts the apiserver down gracefully and waits for it.
+func (a *APIServer) Stop() error { return a.stop() }

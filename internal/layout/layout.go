@@ -1,0 +1,48 @@
+// Package layout says where a k3ha node keeps its files under the data dir.
+// Every other package asks here instead of joining paths itself.
+package layout
+
+import "path/filepath"
+
+// Names of the certificate authorities and key pairs under server/tls.
+const (
+	ServerCA        = "server-ca"         // signs serving certificates
+	ClientCA        = "client-ca"         // signs client certificates users and components log in with
+	RequestHeaderCA = "request-header-ca" // signs the front-proxy client of the aggregator
+
+	APIServerServing = "serving-kube-apiserver"
+	AdminClient      = "client-admin"
+	ControllerClient = "client-controller"
+	SchedulerClient  = "client-scheduler"
+	APIServerClient  = "client-kube-apiserver" // apiserver → kubelet
+	AuthProxyClient  = "client-auth-proxy"     // aggregator → extension apiservers
+	ServiceAccount   = "service"               // service-account token signing key
+)
+
+// Server is the layout of <data-dir>/server.
+type Server struct{ Root string }
+
+// NewServer returns the server layout under dataDir.
+func NewServer(dataDir string) Server { return Server{Root: filepath.Join(dataDir, "server")} }
+
+func (s Server) TLSDir() string          { return filepath.Join(s.Root, "tls") }
+func (s Server) Cert(name string) string { return filepath.Join(s.TLSDir(), name+".crt") }
+func (s Server) Key(name string) string  { return filepath.Join(s.TLSDir(), name+".key") }
+func (s Server) ServiceAccountPublicKey() string {
+	return filepath.Join(s.TLSDir(), ServiceAccount+".pub")
+}
+func (s Server) CredDir() string               { return filepath.Join(s.Root, "cred") }
+func (s Server) Kubeconfig(name string) string { return filepath.Join(s.CredDir(), name+".kubeconfig") }
+func (s Server) EncryptionConfig() string {
+	return filepath.Join(s.CredDir(), "encryption-config.json")
+}
+func (s Server) AuthenticationConfig() string {
+	return filepath.Join(s.CredDir(), "authentication-config.yaml")
+}
+func (s Server) DBDir() string          { return filepath.Join(s.Root, "db") }
+func (s Server) SQLiteFile() string     { return filepath.Join(s.DBDir(), "state.db") }
+func (s Server) EtcdDir() string        { return filepath.Join(s.DBDir(), "etcd") }
+func (s Server) KineSocket() string     { return filepath.Join(s.Root, "kine.sock") }
+func (s Server) TokenFile() string      { return filepath.Join(s.Root, "token") }
+func (s Server) AgentTokenFile() string { return filepath.Join(s.Root, "agent-token") }
+func (s Server) LockFile() string       { return filepath.Join(s.Root, "k3ha.lock") }
