@@ -26,8 +26,9 @@ test: unit e2e
 unit:
 	go test -short -count=1 ./internal/... ./test/e2e/harness/
 
-e2e: build
-	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags e2e -count=1 -p 1 -timeout 40m -v ./test/e2e/
+# TestMain builds the binary once (make build) for the whole suite.
+e2e:
+	go test -tags e2e -count=1 -p 1 -timeout 40m -v ./test/e2e/
 
 vet:
 	go vet ./...

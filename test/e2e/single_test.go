@@ -1,0 +1,206 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k3ha/k3ha/test/e2e/harness"
+)
+
+// TestSingleServer is the life of one server on the embedded default
+// (SQLite): start, serve, keep everything across a SIGTERM and a restart.
+func TestSingleServer(t *testing.T) {
+	n := harness.NewNetwork(t)
+	s := newServer(t, n.AddHost(t, "solo"), "--disable-agent")
+	s.start()
+	s.waitReady()
+
+	t.Run("supervisor paths", func(t *testing.T) {
+		if body, code, err := s.get("/ping"); err != nil || code != 200 || body != "pong" {
+			t.Fatalf("/ping = %d %q %v", code, body, err)
+		}
+		client := s.verifiedClient() // /cacerts must be the CA that signed the serving certificate
+		resp, err := client.Get(s.url() + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz with the CA from /cacerts: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("anonymous /readyz = %d, want 200", resp.StatusCode)
+		}
+		for _, path := range []string{"/api", "/api/v1/namespaces", "/version", "/metrics", "/apis"} {
+			resp, err := client.Get(s.url() + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("anonymous GET %s = %d, want 401", path, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("files", func(t *testing.T) {
+		tlsDir := filepath.Join(s.dataDir(), "server", "tls")
+		keys, _ := filepath.Glob(filepath.Join(tlsDir, "*.key"))
+		if len(keys) < 8 {
+			t.Fatalf("expected the CA and component keys in %s, found %v", tlsDir, keys)
+		}
+		for _, f := range append(keys, s.kubeconfig, filepath.Join(s.dataDir(), "server", "token")) {
+			st, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %o, want 600", f, st.Mode().Perm())
+			}
+		}
+		tok, err := os.ReadFile(filepath.Join(s.dataDir(), "server", "token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^K10[0-9a-f]{64}::server:[0-9a-f]{64}\n$`).Match(tok) {
+			t.Fatalf("token file is not in the K10 form: %q", tok)
+		}
+	})
+
+	t.Run("kubectl", func(t *testing.T) {
+		if out := s.mustKubectl("version"); !strings.Contains(out, "Server Version: v1.37.2+k3ha.") {
+			t.Fatalf("kubectl version does not show k3ha's server version:\n%s", out)
+		}
+		s.mustKubectl("create", "configmap", "keep-me", "--from-literal=color=blue")
+		s.mustKubectl("create", "secret", "generic", "keep-secret", "--from-literal=password=hunter2")
+		s.mustKubectl("create", "deployment", "web", "--image=registry.invalid/web:1", "--replicas=2")
+		// The ReplicaSet comes from the deployment controller: proof the controller-manager runs.
+		harness.WaitFor(t, time.Minute, "ReplicaSet of deployment web", func() (bool, error) {
+			out, err := s.kubectl("get", "replicasets", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}")
+			return out == "2", err
+		})
+		// Pods exist but stay Pending: no node runs them (--disable-agent).
+		harness.WaitFor(t, time.Minute, "pods of deployment web", func() (bool, error) {
+			out, err := s.kubectl("get", "pods", "-l", "app=web", "-o", "name")
+			return len(strings.Fields(out)) == 2, err
+		})
+		out, err := s.k3haKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}")
+		if err != nil || out != "blue" {
+			t.Fatalf("k3ha kubectl get configmap: %q %v", out, err)
+		}
+	})
+
+	t.Run("restart keeps everything", func(t *testing.T) {
+		took := s.stop(30 * time.Second)
+		t.Logf("SIGTERM to exit: %v", took)
+		if log := s.proc.Log(); strings.Contains(log, "database is locked") {
+			t.Fatalf("shutdown logged a locked database:\n%s", tail(log, 20))
+		}
+		if !strings.Contains(s.proc.Log(), `msg=stopped component="datastore (kine)"`) {
+			t.Fatalf("the datastore was not stopped last in order:\n%s", tail(s.proc.Log(), 20))
+		}
+		s.start()
+		s.waitReady()
+		if log := s.proc.Log(); strings.Contains(log, "database is locked") || strings.Contains(log, "malformed") {
+			t.Fatalf("restart found a damaged database:\n%s", tail(log, 20))
+		}
+		if out := s.mustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
+			t.Fatalf("configmap after restart: %q", out)
+		}
+		enc := s.mustKubectl("get", "secret", "keep-secret", "-o", "jsonpath={.data.password}")
+		if dec, _ := base64.StdEncoding.DecodeString(enc); string(dec) != "hunter2" {
+			t.Fatalf("secret after restart: %q", enc)
+		}
+		if out := s.mustKubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"); out != "2" {
+			t.Fatalf("deployment after restart: %q", out)
+		}
+		if !strings.Contains(s.proc.Log(), "created=false") {
+			t.Fatalf("certificates were regenerated on restart:\n%s", tail(s.proc.Log(), 20))
+		}
+	})
+
+	t.Run("second server on the same data dir is refused", func(t *testing.T) {
+		args := append([]string{}, s.args...)
+		args = append(args, "--https-listen-port", "7443", "--write-kubeconfig", filepath.Join(s.dir, "second.yaml"))
+		out, code := runK3ha(t, s.host, args...)
+		if code == 0 || !strings.Contains(out, "is in use by another k3ha process") {
+			t.Fatalf("second server: exit %d, output:\n%s", code, out)
+		}
+		if out := s.mustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
+			t.Fatalf("first server after the refused second start: %q", out)
+		}
+	})
+
+	t.Run("SIGTERM within 10 s", func(t *testing.T) {
+		took := s.stop(30 * time.Second)
+		t.Logf("SIGTERM to exit: %v", took)
+		if took > 10*time.Second {
+			t.Errorf("shutdown took %v; the promise is 10 s", took)
+		}
+	})
+}
+
+// TestBadInvocations checks that mistakes on the command line give a clear
+// message and a non-zero exit, and leave no data behind.
+func TestBadInvocations(t *testing.T) {
+	n := harness.NewNetwork(t)
+	h := n.AddHost(t, "bad")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	unknownKey := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknownKey, []byte("cluster-cidr: 10.42.0.0/16\nclustr-dns: 10.43.0.10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unreadable config", []string{"--config", dir}, []string{"config file", dir}},
+		{"missing config", []string{"--config", filepath.Join(dir, "nope.yaml")}, []string{"config file", "no such file"}},
+		{"unknown config key", []string{"--config", unknownKey}, []string{`unknown key "clustr-dns"`}},
+		{"bad cidr", []string{"--cluster-cidr", "10.42.0.0/99"}, []string{"--cluster-cidr"}},
+		{"dns outside services", []string{"--cluster-dns", "10.99.0.10"}, []string{"--cluster-dns", "--service-cidr"}},
+		{"unknown flag", []string{"--no-such-flag"}, []string{"no-such-flag"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"server", "--data-dir", data, "--disable-agent", "--node-name", "bad"}
+			if !contains(c.args, "--config") {
+				args = append(args, "--config", filepath.Join(dir, "empty.yaml"))
+				_ = os.WriteFile(filepath.Join(dir, "empty.yaml"), nil, 0o600)
+			}
+			out, code := runK3ha(t, h, append(args, c.args...)...)
+			if code == 0 {
+				t.Fatalf("exit 0, want an error; output:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not mention %q:\n%s", w, out)
+				}
+			}
+			if _, err := os.Stat(data); err == nil {
+				t.Errorf("a refused start created %s", data)
+			}
+		})
+	}
+	t.Run("version", func(t *testing.T) {
+		out, code := runK3ha(t, h, "--version")
+		if code != 0 || !strings.HasPrefix(out, "k3ha version v1.37.2+k3ha.") {
+			t.Fatalf("--version: exit %d %q", code, out)
+		}
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
