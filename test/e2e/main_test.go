@@ -9,34 +9,34 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/k3ha/k3ha/test/e2e/cluster"
+	"github.com/k3ha/k3ha/test/e2e/harness"
 )
 
 // k3haBin is the binary under test, built once for the whole suite.
 var k3haBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	k3haBin = os.Getenv("K3HA_BIN")
-	if k3haBin == "" {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		build := exec.Command("make", "-C", root, "build")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: building k3ha failed:", err)
-			return 1
-		}
-		k3haBin = filepath.Join(root, "bin", "k3ha")
+	var err error
+	if k3haBin, err = cluster.Binary(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
 	}
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kubectl is not on PATH; the suite checks k3ha with the machine's own kubectl as well as `k3ha kubectl`")
-		return 1
+		os.Exit(1)
 	}
-	return m.Run()
+	os.Exit(m.Run())
 }
+
+func newServer(t *testing.T, host *harness.Host, args ...string) *cluster.Server {
+	return cluster.NewServer(t, k3haBin, host, args...)
+}
+
+func runK3ha(t *testing.T, host *harness.Host, args ...string) (string, int) {
+	return cluster.RunK3ha(t, k3haBin, host, args...)
+}
+
+var tail = cluster.Tail

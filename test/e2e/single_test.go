@@ -19,15 +19,15 @@ import (
 func TestSingleServer(t *testing.T) {
 	n := harness.NewNetwork(t)
 	s := newServer(t, n.AddHost(t, "solo"), "--disable-agent")
-	s.start()
-	s.waitReady()
+	s.Start()
+	s.WaitReady()
 
 	t.Run("supervisor paths", func(t *testing.T) {
-		if body, code, err := s.get("/ping"); err != nil || code != 200 || body != "pong" {
+		if body, code, err := s.Get("/ping"); err != nil || code != 200 || body != "pong" {
 			t.Fatalf("/ping = %d %q %v", code, body, err)
 		}
-		client := s.verifiedClient() // /cacerts must be the CA that signed the serving certificate
-		resp, err := client.Get(s.url() + "/readyz")
+		client := s.VerifiedClient() // /cacerts must be the CA that signed the serving certificate
+		resp, err := client.Get(s.URL() + "/readyz")
 		if err != nil {
 			t.Fatalf("/readyz with the CA from /cacerts: %v", err)
 		}
@@ -36,7 +36,7 @@ func TestSingleServer(t *testing.T) {
 			t.Fatalf("anonymous /readyz = %d, want 200", resp.StatusCode)
 		}
 		for _, path := range []string{"/api", "/api/v1/namespaces", "/version", "/metrics", "/apis"} {
-			resp, err := client.Get(s.url() + path)
+			resp, err := client.Get(s.URL() + path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,12 +48,12 @@ func TestSingleServer(t *testing.T) {
 	})
 
 	t.Run("files", func(t *testing.T) {
-		tlsDir := filepath.Join(s.dataDir(), "server", "tls")
+		tlsDir := filepath.Join(s.DataDir(), "server", "tls")
 		keys, _ := filepath.Glob(filepath.Join(tlsDir, "*.key"))
 		if len(keys) < 8 {
 			t.Fatalf("expected the CA and component keys in %s, found %v", tlsDir, keys)
 		}
-		for _, f := range append(keys, s.kubeconfig, filepath.Join(s.dataDir(), "server", "token")) {
+		for _, f := range append(keys, s.Kubeconfig, filepath.Join(s.DataDir(), "server", "token")) {
 			st, err := os.Stat(f)
 			if err != nil {
 				t.Fatal(err)
@@ -62,7 +62,7 @@ func TestSingleServer(t *testing.T) {
 				t.Errorf("%s has mode %o, want 600", f, st.Mode().Perm())
 			}
 		}
-		tok, err := os.ReadFile(filepath.Join(s.dataDir(), "server", "token"))
+		tok, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "token"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,71 +72,71 @@ func TestSingleServer(t *testing.T) {
 	})
 
 	t.Run("kubectl", func(t *testing.T) {
-		if out := s.mustKubectl("version"); !strings.Contains(out, "Server Version: v1.37.2+k3ha.") {
+		if out := s.MustKubectl("version"); !strings.Contains(out, "Server Version: v1.37.2+k3ha.") {
 			t.Fatalf("kubectl version does not show k3ha's server version:\n%s", out)
 		}
-		s.mustKubectl("create", "configmap", "keep-me", "--from-literal=color=blue")
-		s.mustKubectl("create", "secret", "generic", "keep-secret", "--from-literal=password=hunter2")
-		s.mustKubectl("create", "deployment", "web", "--image=registry.invalid/web:1", "--replicas=2")
+		s.MustKubectl("create", "configmap", "keep-me", "--from-literal=color=blue")
+		s.MustKubectl("create", "secret", "generic", "keep-secret", "--from-literal=password=hunter2")
+		s.MustKubectl("create", "deployment", "web", "--image=registry.invalid/web:1", "--replicas=2")
 		// The ReplicaSet comes from the deployment controller: proof the controller-manager runs.
 		harness.WaitFor(t, time.Minute, "ReplicaSet of deployment web", func() (bool, error) {
-			out, err := s.kubectl("get", "replicasets", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}")
+			out, err := s.Kubectl("get", "replicasets", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}")
 			return out == "2", err
 		})
 		// Pods exist but stay Pending: no node runs them (--disable-agent).
 		harness.WaitFor(t, time.Minute, "pods of deployment web", func() (bool, error) {
-			out, err := s.kubectl("get", "pods", "-l", "app=web", "-o", "name")
+			out, err := s.Kubectl("get", "pods", "-l", "app=web", "-o", "name")
 			return len(strings.Fields(out)) == 2, err
 		})
-		out, err := s.k3haKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}")
+		out, err := s.K3haKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}")
 		if err != nil || out != "blue" {
 			t.Fatalf("k3ha kubectl get configmap: %q %v", out, err)
 		}
 	})
 
 	t.Run("restart keeps everything", func(t *testing.T) {
-		took := s.stop(30 * time.Second)
+		took := s.Stop(30 * time.Second)
 		t.Logf("SIGTERM to exit: %v", took)
-		if log := s.proc.Log(); strings.Contains(log, "database is locked") {
+		if log := s.Proc.Log(); strings.Contains(log, "database is locked") {
 			t.Fatalf("shutdown logged a locked database:\n%s", tail(log, 20))
 		}
-		if !strings.Contains(s.proc.Log(), `msg=stopped component="datastore (kine)"`) {
-			t.Fatalf("the datastore was not stopped last in order:\n%s", tail(s.proc.Log(), 20))
+		if !strings.Contains(s.Proc.Log(), `msg=stopped component="datastore (kine)"`) {
+			t.Fatalf("the datastore was not stopped last in order:\n%s", tail(s.Proc.Log(), 20))
 		}
-		s.start()
-		s.waitReady()
-		if log := s.proc.Log(); strings.Contains(log, "database is locked") || strings.Contains(log, "malformed") {
+		s.Start()
+		s.WaitReady()
+		if log := s.Proc.Log(); strings.Contains(log, "database is locked") || strings.Contains(log, "malformed") {
 			t.Fatalf("restart found a damaged database:\n%s", tail(log, 20))
 		}
-		if out := s.mustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
+		if out := s.MustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
 			t.Fatalf("configmap after restart: %q", out)
 		}
-		enc := s.mustKubectl("get", "secret", "keep-secret", "-o", "jsonpath={.data.password}")
+		enc := s.MustKubectl("get", "secret", "keep-secret", "-o", "jsonpath={.data.password}")
 		if dec, _ := base64.StdEncoding.DecodeString(enc); string(dec) != "hunter2" {
 			t.Fatalf("secret after restart: %q", enc)
 		}
-		if out := s.mustKubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"); out != "2" {
+		if out := s.MustKubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"); out != "2" {
 			t.Fatalf("deployment after restart: %q", out)
 		}
-		if !strings.Contains(s.proc.Log(), "created=false") {
-			t.Fatalf("certificates were regenerated on restart:\n%s", tail(s.proc.Log(), 20))
+		if !strings.Contains(s.Proc.Log(), "created=false") {
+			t.Fatalf("certificates were regenerated on restart:\n%s", tail(s.Proc.Log(), 20))
 		}
 	})
 
 	t.Run("second server on the same data dir is refused", func(t *testing.T) {
-		args := append([]string{}, s.args...)
-		args = append(args, "--https-listen-port", "7443", "--write-kubeconfig", filepath.Join(s.dir, "second.yaml"))
-		out, code := runK3ha(t, s.host, args...)
+		args := append([]string{}, s.Args...)
+		args = append(args, "--https-listen-port", "7443", "--write-kubeconfig", filepath.Join(s.Dir, "second.yaml"))
+		out, code := runK3ha(t, s.Host, args...)
 		if code == 0 || !strings.Contains(out, "is in use by another k3ha process") {
 			t.Fatalf("second server: exit %d, output:\n%s", code, out)
 		}
-		if out := s.mustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
+		if out := s.MustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
 			t.Fatalf("first server after the refused second start: %q", out)
 		}
 	})
 
 	t.Run("SIGTERM within 10 s", func(t *testing.T) {
-		took := s.stop(30 * time.Second)
+		took := s.Stop(30 * time.Second)
 		t.Logf("SIGTERM to exit: %v", took)
 		if took > 10*time.Second {
 			t.Errorf("shutdown took %v; the promise is 10 s", took)

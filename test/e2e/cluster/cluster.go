@@ -1,0 +1,209 @@
+// Package cluster drives real k3ha processes for the end-to-end tests and
+// the benchmarks: one Server per test host (network namespace).
+package cluster
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/k3ha/k3ha/test/e2e/harness"
+)
+
+// ReadyTimeout is generous: this 2-core machine may be busy building.
+const ReadyTimeout = 2 * time.Minute
+
+// Binary returns the k3ha binary under test: $K3HA_BIN, or bin/k3ha built
+// with `make build` (call once, from TestMain).
+func Binary() (string, error) {
+	if bin := os.Getenv("K3HA_BIN"); bin != "" {
+		return bin, nil
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	build := exec.Command("make", "-C", root, "build")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building k3ha: %w", err)
+	}
+	return filepath.Join(root, "bin", "k3ha"), nil
+}
+
+// Server is one k3ha server process on its own host.
+type Server struct {
+	T          testing.TB
+	Bin        string
+	Host       *harness.Host
+	Name       string
+	Dir        string // everything of this server: data dir, kubeconfig, config file, logs
+	Args       []string
+	Env        []string
+	Proc       *harness.Process
+	Starts     int
+	Kubeconfig string
+}
+
+// NewServer prepares a server on host; nothing runs until Start.
+func NewServer(t testing.TB, bin string, host *harness.Host, args ...string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Server{T: t, Bin: bin, Host: host, Name: host.Name, Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig.yaml")}
+	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Args = append([]string{"server",
+		"--config", s.ConfigFile(),
+		"--data-dir", s.DataDir(),
+		"--write-kubeconfig", s.Kubeconfig,
+		"--node-name", host.Name,
+	}, args...)
+	return s
+}
+
+func (s *Server) ConfigFile() string { return filepath.Join(s.Dir, "config.yaml") }
+func (s *Server) DataDir() string    { return filepath.Join(s.Dir, "data") }
+func (s *Server) URL() string        { return "https://" + net.JoinHostPort(s.Host.IP.String(), "6443") }
+
+// Start runs the server process; each start logs to its own file.
+func (s *Server) Start() {
+	s.T.Helper()
+	s.Starts++
+	log := filepath.Join(s.Dir, fmt.Sprintf("k3ha-%d.log", s.Starts))
+	s.Proc = s.Host.Start(s.T, log, s.Env, s.Bin, s.Args...)
+}
+
+// Ready reports whether /v1-k3ha/readyz says ok.
+func (s *Server) Ready() (bool, error) {
+	body, code, err := s.Get("/v1-k3ha/readyz")
+	return err == nil && code == 200 && body == "ok", err
+}
+
+// WaitReady waits for /v1-k3ha/readyz to say ok.
+func (s *Server) WaitReady() {
+	s.T.Helper()
+	harness.WaitFor(s.T, ReadyTimeout, s.Name+" ready", func() (bool, error) {
+		if s.Proc.Exited() {
+			s.T.Fatalf("%s exited while starting:\n%s", s.Name, Tail(s.Proc.Log(), 30))
+		}
+		return s.Ready()
+	})
+}
+
+// Stop sends SIGTERM and requires a clean exit; it returns how long that took.
+func (s *Server) Stop(timeout time.Duration) time.Duration {
+	s.T.Helper()
+	begin := time.Now()
+	if err := s.Proc.Stop(timeout); err != nil {
+		s.T.Fatalf("%s did not stop cleanly on SIGTERM: %v\n%s", s.Name, err, Tail(s.Proc.Log(), 30))
+	}
+	return time.Since(begin)
+}
+
+var insecure = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
+// Get fetches a path of the supervisor port without credentials, trusting any certificate.
+func (s *Server) Get(path string) (string, int, error) {
+	resp, err := insecure.Get(s.URL() + path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode, err
+}
+
+// VerifiedClient trusts only the CA the server hands out on /cacerts.
+func (s *Server) VerifiedClient() *http.Client {
+	s.T.Helper()
+	ca, code, err := s.Get("/cacerts")
+	if err != nil || code != 200 {
+		s.T.Fatalf("/cacerts: %d %v", code, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca)) {
+		s.T.Fatalf("/cacerts returned no certificate: %q", ca)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// Kubectl runs the machine's own kubectl from the root namespace against this server.
+func (s *Server) Kubectl(args ...string) (string, error) {
+	all := append([]string{"--kubeconfig", s.Kubeconfig, "--server", s.URL(), "--request-timeout", "20s"}, args...)
+	out, err := exec.Command("kubectl", all...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// MustKubectl is Kubectl that fails the test on error.
+func (s *Server) MustKubectl(args ...string) string {
+	s.T.Helper()
+	out, err := s.Kubectl(args...)
+	if err != nil {
+		s.T.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// K3haKubectl runs `k3ha kubectl` inside the server's own host.
+func (s *Server) K3haKubectl(args ...string) (string, error) {
+	out, err := s.Host.Run(s.T, s.Bin, append([]string{"kubectl", "--kubeconfig", s.Kubeconfig}, args...)...)
+	return strings.TrimSpace(out), err
+}
+
+// PID of the running server process.
+func (s *Server) PID() int { return s.Proc.PID }
+
+// RSS is the resident memory of the server process in bytes.
+func (s *Server) RSS() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, err
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// RunK3ha runs a one-shot k3ha command on host and returns its output and exit code.
+func RunK3ha(t testing.TB, bin string, host *harness.Host, args ...string) (string, int) {
+	t.Helper()
+	out, err := host.Run(t, bin, args...)
+	if err == nil {
+		return out, 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+			return out, ws.ExitStatus()
+		}
+	}
+	t.Fatalf("k3ha %s: %v\n%s", strings.Join(args, " "), err, out)
+	return "", -1
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
