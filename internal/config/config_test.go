@@ -209,3 +209,22 @@ func TestKubeconfigMode(t *testing.T) {
 		t.Fatalf("mode %o", s.KubeconfigMode())
 	}
 }
+
+func TestCriticalDiff(t *testing.T) {
+	a := (&Server{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", Disable: []string{"traefik", "coredns", "traefik"}}).Critical()
+	b := a
+	b.Disable = []string{"coredns", "traefik"}
+	if d := a.Diff(b); len(d) != 0 {
+		t.Fatalf("same settings differ: %v", d)
+	}
+	b.ClusterCIDR, b.SecretsEncryption, b.Disable = "10.50.0.0/16", true, nil
+	d := a.Diff(b)
+	want := []string{
+		`--cluster-cidr: this server has "10.42.0.0/16", the cluster has "10.50.0.0/16"`,
+		`--disable: this server has "coredns,traefik", the cluster has ""`,
+		`--secrets-encryption: this server has "false", the cluster has "true"`,
+	}
+	if strings.Join(d, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("diff:\n%s\nwant:\n%s", strings.Join(d, "\n"), strings.Join(want, "\n"))
+	}
+}

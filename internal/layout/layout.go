@@ -17,6 +17,13 @@ const (
 	APIServerClient  = "client-kube-apiserver" // apiserver → kubelet
 	AuthProxyClient  = "client-auth-proxy"     // aggregator → extension apiservers
 	ServiceAccount   = "service"               // service-account token signing key
+
+	// Embedded etcd: its own CAs for clients and peers (mutual TLS on both ports).
+	EtcdServerCA = "etcd/server-ca"          // signs etcd's serving and client certificates
+	EtcdPeerCA   = "etcd/peer-ca"            // signs peer certificates
+	EtcdServer   = "etcd/server-client"      // etcd client-port serving certificate
+	EtcdPeer     = "etcd/peer-server-client" // etcd peer certificate (serves and dials)
+	EtcdClient   = "etcd/client"             // the apiserver's and k3ha's etcd client certificate
 )
 
 // Server is the layout of <data-dir>/server.
