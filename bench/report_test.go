@@ -1,0 +1,296 @@
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// resultsFile is relative to the package directory, where go test runs.
+const resultsFile = "RESULTS.md"
+
+// sectionOrder fixes where each benchmark's section sits in a new
+// RESULTS.md; coldbuild is written by coldbuild.sh.
+var sectionOrder = []string{"single-ready", "single-rss", "single-configmaps", "single-build", "coldbuild"}
+
+const resultsHeader = `# k3ha benchmark results
+
+Written by ` + "`make bench`" + ` (bench/single_test.go) and bench/coldbuild.sh; each
+section is replaced only by a rerun of its own benchmark. The machine is shared
+and has two cores, so absolute times move from run to run: compare ratios
+(restart/fresh, 16/1 clients) and look at the samples, not only the median.
+Goal for a single server: /readyz within 3 s of process start, at most 300 MB RSS.
+`
+
+// section collects one benchmark's figures and replaces its part of
+// RESULTS.md when the test passed, so a failed run never leaves half-true numbers.
+type section struct {
+	name  string
+	title string
+	begin time.Time
+	load  string
+	body  bytes.Buffer
+}
+
+func newSection(name, title string) *section {
+	return &section{name: name, title: title, begin: time.Now(), load: loadAvg()}
+}
+
+func (s *section) printf(format string, args ...any) {
+	fmt.Fprintf(&s.body, format, args...)
+}
+
+// table writes a Markdown table.
+func (s *section) table(header []string, rows [][]string) {
+	s.printf("\n| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat("---|", len(header)))
+	for _, r := range rows {
+		s.printf("| %s |\n", strings.Join(r, " | "))
+	}
+	s.printf("\n")
+}
+
+// write is deferred by each benchmark; it also logs the section so a run's
+// output shows the figures even when RESULTS.md is not looked at.
+func (s *section) write(t *testing.T) {
+	if t.Failed() || t.Skipped() {
+		t.Logf("not updating section %s of %s: the test did not pass", s.name, resultsFile)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s\n\n", s.title)
+	fmt.Fprintf(&b, "- date: %s (took %s)\n", s.begin.UTC().Format("2006-01-02 15:04 MST"), time.Since(s.begin).Round(time.Second))
+	fmt.Fprintf(&b, "- machine: %s\n", machine())
+	fmt.Fprintf(&b, "- load average before/after: %s / %s\n", s.load, loadAvg())
+	fmt.Fprintf(&b, "- commit: %s; binary: %s\n", commit(), binVersion)
+	fmt.Fprintf(&b, "- command: `%s`\n", command())
+	b.Write(s.body.Bytes())
+	if err := replaceSection(resultsFile, s.name, strings.TrimRight(b.String(), "\n")+"\n"); err != nil {
+		t.Errorf("updating %s: %v", resultsFile, err)
+		return
+	}
+	t.Logf("section %s of %s:\n%s", s.name, resultsFile, b.String())
+}
+
+// replaceSection puts body between the section's markers, creating the file
+// (with every known section as a placeholder, in order) or the markers as needed.
+func replaceSection(path, name, body string) error {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		var b strings.Builder
+		b.WriteString(resultsHeader)
+		for _, n := range sectionOrder {
+			fmt.Fprintf(&b, "\n<!-- %s:start -->\n(not run yet)\n<!-- %s:end -->\n", n, n)
+		}
+		data, err = []byte(b.String()), nil
+	}
+	if err != nil {
+		return err
+	}
+	start, end := "<!-- "+name+":start -->\n", "<!-- "+name+":end -->"
+	text := string(data)
+	i := strings.Index(text, start)
+	j := strings.Index(text, end)
+	if i < 0 || j < i {
+		text = strings.TrimRight(text, "\n") + "\n\n" + start + body + end + "\n"
+	} else {
+		text = text[:i+len(start)] + body + text[j:]
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+// command is what reproduces the figures: make bench, plus any -run filter.
+func command() string {
+	c := "make bench"
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
+		c = "go test -tags bench -count=1 -p 1 -timeout 60m -v -run '" + f.Value.String() + "' ./bench/"
+	}
+	return c
+}
+
+var machineInfo string
+
+// machine describes the host once: CPUs, memory, kernel and CPU model.
+func machine() string {
+	if machineInfo != "" {
+		return machineInfo
+	}
+	mem := "?"
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+					mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	model := "?"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	// runtime.NumCPU honours the affinity mask, like nproc.
+	machineInfo = fmt.Sprintf("nproc %d, %s RAM, kernel %s, %s, %s", runtime.NumCPU(), mem,
+		strings.TrimSpace(string(kernel)), model, runtime.Version())
+	return machineInfo
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// commit names HEAD and says whether the working tree (which the binary was
+// built from) differs from it.
+func commit() string {
+	out, err := exec.Command("git", "-C", repoRoot(), "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	// RESULTS.md itself changes with every run, so it does not count.
+	st, err := exec.Command("git", "-C", repoRoot(), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += " (plus uncommitted changes in the working tree)"
+	}
+	return c
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+// Statistics over a handful of samples: exact order statistics, no interpolation.
+
+func sortedCopy[T int64 | float64 | time.Duration](xs []T) []T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := sortedCopy(xs)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// percentile is the nearest-rank percentile of sorted samples.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(rank, len(sorted)-1))]
+}
+
+// Formatting.
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+func ms(d time.Duration) string   { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+func mb(b int64) string           { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
+
+func secsList(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.2f", d.Seconds())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Process figures from /proc.
+
+// memInfo is a process's memory as the kernel sees it, in bytes. RssFile is
+// mostly the mapped binary, which is shared and reclaimable; RssAnon is what
+// the process really costs.
+type memInfo struct {
+	RSS, Anon, File, Shmem, HWM int64
+	// FilePmd is file memory mapped in 2 MB pieces: with large page-cache
+	// folios (ext4 on recent kernels) one touched byte maps the whole 2 MB.
+	FilePmd int64
+}
+
+func readMem(pid int) (memInfo, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memInfo{}, err
+	}
+	var m memInfo
+	fields := map[string]*int64{"VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File, "RssShmem": &m.Shmem, "VmHWM": &m.HWM}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if p := fields[k]; ok && p != nil {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return memInfo{}, fmt.Errorf("%s in /proc/%d/status: %w", k, pid, err)
+			}
+			*p = kb * 1024
+		}
+	}
+	if m.RSS == 0 {
+		return memInfo{}, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	// Optional: older kernels lack the field.
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "FilePmdMapped:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.FilePmd = kb * 1024
+			}
+		}
+	}
+	return m, nil
+}
+
+// userHZ is the unit of /proc/<pid>/stat times; 100 on every Linux build
+// that matters, and reading it properly would need cgo (sysconf).
+const userHZ = 100
+
+// cpuTime is the user+system CPU a process has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may contain spaces; the fields after it are fixed.
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
