@@ -59,6 +59,9 @@ func (s *Server) Validate() error {
 			bad("server", "%q is not an https URL like https://10.0.0.1:6443", s.ServerURL)
 		}
 	}
+	if s.ServerURL != "" && s.Token == "" && s.TokenFile == "" {
+		bad("server", "joining %s needs the cluster's token: give --token or --token-file (or K3HA_TOKEN)", s.ServerURL)
+	}
 	if s.ClusterInit && s.DatastoreEndpoint != "" {
 		bad("cluster-init", "cannot be combined with --datastore-endpoint: embedded etcd and an external datastore exclude each other")
 	}

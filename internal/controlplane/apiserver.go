@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +28,11 @@ type APIServer struct {
 	Listener net.Listener
 	// Wrap puts handlers in front of the apiserver's own chain (the supervisor paths).
 	Wrap func(apiserver http.Handler) http.Handler
+	// NodeName makes the apiserver's identity (its lease in kube-system).
+	// Upstream derives it from the host name, which servers in containers or
+	// network namespaces may share; two apiservers with one identity fight
+	// over one lease.
+	NodeName string
 
 	runner
 	loopback *rest.Config
@@ -74,6 +81,13 @@ func (a *APIServer) prepare(ctx context.Context) (interface{ Run(context.Context
 	config, err := app.NewConfig(completed)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	if a.NodeName != "" {
+		sum := sha256.Sum256([]byte(a.NodeName))
+		id := "apiserver-" + hex.EncodeToString(sum[:10])
+		config.KubeAPIs.ControlPlane.Generic.APIServerID = id
+		config.ApiExtensions.GenericConfig.APIServerID = id
+		config.Aggregator.GenericConfig.APIServerID = id
 	}
 	if a.Wrap != nil {
 		// The aggregator is the outermost server of the chain: its handler is what is served.

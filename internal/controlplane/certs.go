@@ -24,6 +24,8 @@ func EnsureCAs(l layout.Server) (created bool, err error) {
 		{layout.ServerCA, "k3ha-server-ca"},
 		{layout.ClientCA, "k3ha-client-ca"},
 		{layout.RequestHeaderCA, "k3ha-request-header-ca"},
+		{layout.EtcdServerCA, "k3ha-etcd-server-ca"},
+		{layout.EtcdPeerCA, "k3ha-etcd-peer-ca"},
 	} {
 		_, made, err := pki.LoadOrCreateCA(l.TLSDir(), ca.name, ca.cn)
 		if err != nil {

@@ -52,4 +52,6 @@ func (s Server) EtcdDir() string        { return filepath.Join(s.DBDir(), "etcd"
 func (s Server) KineSocket() string     { return filepath.Join(s.Root, "kine.sock") }
 func (s Server) TokenFile() string      { return filepath.Join(s.Root, "token") }
 func (s Server) AgentTokenFile() string { return filepath.Join(s.Root, "agent-token") }
-func (s Server) LockFile() string       { return filepath.Join(s.Root, "k3ha.lock") }
+
+// EtcdConfigFile is rewritten at every start, so it sits with the data it describes.
+func (s Server) EtcdConfigFile() string { return filepath.Join(s.EtcdDir(), "config.yaml") }

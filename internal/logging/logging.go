@@ -1,6 +1,6 @@
 // Package logging sets up the one log stream of a k3ha process: k3ha's own
-// records and those of the embedded libraries (klog, logrus) all go through
-// one slog handler, one line per event.
+// records and those of the embedded libraries (klog, logrus, zap) all go
+// through one slog handler, one line per event.
 package logging
 
 import (
@@ -32,6 +32,12 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 	if opts.Debug {
 		libMin = slog.Level(-opts.Verbosity)
 	}
+	zapMin := slog.LevelError
+	if opts.Debug {
+		// etcd's debug level is a firehose (every raft message); info is enough.
+		zapMin = slog.LevelInfo
+	}
+	zapTarget.Store(&zapSink{base: base, min: zapMin})
 	klog.SetLoggerWithOptions(logr.FromSlogHandler(Library(base, "kube", libMin)), klog.ContextualLogger(true))
 
 	logrus.SetOutput(io.Discard)

@@ -19,20 +19,18 @@ type prepared struct {
 	tokens           tokens
 }
 
-// prepareFiles makes sure the certificates, token and component configs exist.
-func prepareFiles(l layout.Server, cfg *config.Server, name string, advertise net.IP) (prepared, error) {
+// prepareFiles makes sure the certificates, token and component configs
+// exist. CAs a joining server received from the cluster are kept as they are.
+func prepareFiles(l layout.Server, cfg *config.Server, n node) (prepared, error) {
 	var p prepared
 	var err error
 	if p.created, err = controlplane.EnsureCAs(l); err != nil {
 		return p, err
 	}
 	id := controlplane.Identity{
-		NodeName:      name,
-		IPs:           []net.IP{advertise, net.ParseIP("127.0.0.1"), net.IPv6loopback, firstServiceIP(cfg.ServiceCIDR)},
+		NodeName:      n.name,
+		IPs:           []net.IP{n.ip, n.advertise, net.ParseIP("127.0.0.1"), net.IPv6loopback, firstServiceIP(cfg.ServiceCIDR)},
 		ClusterDomain: cfg.ClusterDomain,
-	}
-	if ip := net.ParseIP(cfg.NodeIP); ip != nil {
-		id.IPs = append(id.IPs, ip)
 	}
 	for _, san := range cfg.TLSSANs {
 		if ip := net.ParseIP(san); ip != nil {

@@ -7,21 +7,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/controlplane"
-	"github.com/k3ha/k3ha/internal/datastore/kine"
+	"github.com/k3ha/k3ha/internal/datastore"
+	"github.com/k3ha/k3ha/internal/datastore/etcd"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/lockfile"
-	"github.com/k3ha/k3ha/internal/supervisor"
 )
 
 // stopBudget bounds how long one component may take to stop, so that a
@@ -29,29 +31,47 @@ import (
 const stopBudget = 4 * time.Second
 
 // Run runs the server until ctx ends or a component fails.
-func Run(ctx context.Context, cfg *config.Server) error {
+func Run(ctx context.Context, cfg *config.Server) (err error) {
 	begin := time.Now()
 	l := layout.NewServer(cfg.DataDir)
-	lock, err := lockfile.Acquire(l.LockFile(), "data dir "+cfg.DataDir)
+	lock, err := lockfile.Acquire(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	// Until the datastore holds this node's data, a failed start takes back
+	// what it wrote, so that a fresh node is left as it was (a failed join,
+	// say, leaves nothing for the next attempt to trip over).
+	fresh := !exists(l.Root)
+	committed := false
+	defer func() {
+		if err != nil && fresh && !committed {
+			_ = os.RemoveAll(l.Root)
+			lock.Release()
+			if lock.Created() {
+				_ = os.Remove(cfg.DataDir)
+			}
+			return
+		}
+		lock.Release()
+	}()
 
-	ip, err := nodeIP(cfg.NodeIP)
+	n, err := resolveNode(cfg)
 	if err != nil {
 		return err
 	}
-	name, err := nodeName(cfg.NodeName)
-	if err != nil {
-		return err
+	choice := datastore.Choose(datastore.Inputs{EtcdData: etcd.HasData(l), ClusterInit: cfg.ClusterInit,
+		ServerURL: cfg.ServerURL, DatastoreEndpoint: cfg.DatastoreEndpoint})
+	if len(choice.Ignored) > 0 {
+		slog.Info("etcd data exists: this node is already initialised or joined, so these flags are ignored",
+			"ignored", strings.Join(choice.Ignored, ","), "etcd-dir", l.EtcdDir())
 	}
-	advertise := ip
-	if cfg.AdvertiseAddress != "" {
-		advertise = net.ParseIP(cfg.AdvertiseAddress)
+	if choice.Kind == datastore.EtcdNew && exists(l.SQLiteFile()) {
+		return fmt.Errorf("--cluster-init: this server holds SQLite data (%s); moving it into etcd is not supported yet, so nothing was changed", l.SQLiteFile())
 	}
-	if advertise.IsLoopback() {
-		return fmt.Errorf("the node IP %s is a loopback address; other servers and agents could not reach it: give a reachable one with --node-ip", advertise)
+	if choice.Kind.Etcd() {
+		if err := checkLocal(n.ip); err != nil {
+			return err
+		}
 	}
 
 	// Bind the port first: a port in use fails fast, before any file is touched.
@@ -64,51 +84,90 @@ func Run(ctx context.Context, cfg *config.Server) error {
 	}
 	defer ln.Close()
 
-	certs, err := prepareFiles(l, cfg, name, advertise)
+	tok, err := givenSecret(cfg.Token, cfg.TokenFile, "token")
 	if err != nil {
 		return err
 	}
-	slog.Info("certificates ready", "dir", l.TLSDir(), "created", certs.created)
+	var joinEndpoints []string
+	if choice.Kind == datastore.EtcdJoin {
+		if joinEndpoints, err = joinCluster(ctx, cfg, l, tok, n.name, peerURL(n.ip)); err != nil {
+			return err
+		}
+		slog.Info("join checks passed; bootstrap data received", "server", cfg.ServerURL)
+	}
 
 	mgr := component.NewManager()
 	defer mgr.Stop(stopBudget)
 
-	if err := os.MkdirAll(l.DBDir(), 0o700); err != nil {
-		return fmt.Errorf("datastore dir: %w", err)
+	// kine needs no certificates, so it starts first: a server on a shared
+	// external datastore takes the cluster's CAs from there.
+	var kineStore store
+	if !choice.Kind.Etcd() {
+		if kineStore, err = startKine(ctx, mgr, cfg, l, choice.Kind); err != nil {
+			return err
+		}
+		committed = true
+		if _, err := withKV(kineStore.Endpoint(), func(kv kvClient) (bool, error) {
+			return adoptBootstrap(ctx, kv, l, secretOf(l, tok))
+		}); err != nil {
+			return err
+		}
 	}
-	store := kine.New(kine.Config{DSN: kine.SQLiteDSN(l.SQLiteFile()), Socket: l.KineSocket()})
-	if err := mgr.Start(ctx, store); err != nil {
+
+	files, err := prepareFiles(l, cfg, n)
+	if err != nil {
 		return err
 	}
-	slog.Info("datastore ready", "kind", "sqlite", "file", l.SQLiteFile())
+	slog.Info("certificates ready", "dir", l.TLSDir(), "created", files.created)
+
+	store := kineStore
+	if choice.Kind.Etcd() {
+		if err := etcd.EnsureCertificates(l, n.name, n.ip); err != nil {
+			return err
+		}
+		mode := map[datastore.Kind]etcd.Mode{datastore.EtcdNew: etcd.NewCluster, datastore.EtcdJoin: etcd.Join, datastore.EtcdExisting: etcd.Existing}[choice.Kind]
+		e := etcd.New(etcd.Config{Name: n.name, Layout: l, NodeIP: n.ip, ExtraArgs: cfg.EtcdArgs}, mode, joinEndpoints)
+		if err := mgr.Start(ctx, e); err != nil {
+			return err
+		}
+		committed = true
+		store = e
+		slog.Info("datastore ready", "kind", choice.Kind.String(), "member", n.name)
+	}
+	if _, err := withKV(store.Endpoint(), func(kv kvClient) (bool, error) {
+		return true, publishBootstrap(ctx, kv, l, files.tokens.server.Password)
+	}); err != nil {
+		return err
+	}
 
 	settings := controlplane.Settings{
 		Layout:                     l,
-		AdvertiseIP:                advertise,
+		AdvertiseIP:                n.advertise,
 		APIPort:                    cfg.HTTPSPort,
 		ClusterCIDR:                cfg.ClusterCIDR,
 		ServiceCIDR:                cfg.ServiceCIDR,
 		ClusterDomain:              cfg.ClusterDomain,
 		Datastore:                  store.Endpoint(),
-		EncryptionConfig:           certs.encryptionConfig,
+		EncryptionConfig:           files.encryptionConfig,
 		ExtraAPIServerArgs:         cfg.KubeAPIServerArgs,
 		ExtraControllerManagerArgs: cfg.KubeControllerManagerArgs,
 		ExtraSchedulerArgs:         cfg.KubeSchedulerArgs,
 	}
-	sup := &supervisor.Supervisor{CACerts: certs.serverCA}
-	api := &controlplane.APIServer{Args: settings.APIServerArgs(), Listener: ln, Wrap: sup.Wrap}
+	sup := newSupervisor(cfg, l, files, store)
+	api := &controlplane.APIServer{Args: settings.APIServerArgs(), Listener: ln, Wrap: sup.Wrap, NodeName: n.name}
 	if err := mgr.Start(ctx, api); err != nil {
 		return err
 	}
 	if err := waitOrFail(ctx, mgr, api.WaitReady); err != nil {
 		return err
 	}
+	sup.useAPI(api.LoopbackConfig())
 	slog.Info("kube-apiserver ready", "address", ln.Addr().String())
 
-	if err := mgr.Start(ctx, controlplane.NewControllerManager(settings.ControllerManagerArgs(), name)); err != nil {
+	if err := mgr.Start(ctx, controlplane.NewControllerManager(settings.ControllerManagerArgs(), n.name)); err != nil {
 		return err
 	}
-	if err := mgr.Start(ctx, controlplane.NewScheduler(settings.SchedulerArgs(), name)); err != nil {
+	if err := mgr.Start(ctx, controlplane.NewScheduler(settings.SchedulerArgs(), n.name)); err != nil {
 		return err
 	}
 	slog.Info("controllers started", "components", "kube-controller-manager,kube-scheduler")
@@ -119,7 +178,8 @@ func Run(ctx context.Context, cfg *config.Server) error {
 		return fmt.Errorf("--write-kubeconfig: %w", err)
 	}
 	sup.SetReady(true)
-	slog.Info("k3ha is ready", "took", time.Since(begin).Round(time.Millisecond), "kubeconfig", cfg.WriteKubeconfig, "node", name)
+	slog.Info("k3ha is ready", "took", time.Since(begin).Round(time.Millisecond), "kubeconfig", cfg.WriteKubeconfig,
+		"node", n.name, "datastore", choice.Kind.String())
 
 	select {
 	case <-ctx.Done():
@@ -158,4 +218,11 @@ func localAPI(cfg *config.Server) string {
 		host = ip.String()
 	}
 	return "https://" + net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))
+}
+
+func peerURL(ip net.IP) string { return "https://" + net.JoinHostPort(ip.String(), "2380") }
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }

@@ -4,15 +4,36 @@
 package supervisor
 
 import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/token"
 )
 
-// Supervisor holds what its handlers serve.
+// Supervisor holds what its handlers serve. Fields left nil make their path
+// answer 404 (e.g. /db/info without embedded etcd).
 type Supervisor struct {
 	// CACerts is the cluster's server CA bundle, served to anyone.
 	CACerts []byte
-	ready   atomic.Bool
+	// ServerSecret unlocks everything; AgentSecret only what agents need.
+	ServerSecret string
+	AgentSecret  string
+	// Critical are this server's cluster-wide settings, for the join-time check.
+	Critical config.Critical
+	// Bootstrap returns the cluster's shared secret files.
+	Bootstrap func() (BootstrapFiles, error)
+	// Members lists the etcd members.
+	Members func(ctx context.Context) ([]Member, error)
+	// APIServers lists the address of every server's API port.
+	APIServers func(ctx context.Context) ([]string, error)
+
+	ready atomic.Bool
 }
 
 // SetReady marks this server as able to serve.
@@ -21,9 +42,13 @@ func (s *Supervisor) SetReady(ready bool) { s.ready.Store(ready) }
 // Wrap returns a handler serving the supervisor paths in front of apiserver.
 func (s *Supervisor) Wrap(apiserver http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /cacerts", s.cacerts)
-	mux.HandleFunc("GET /ping", ping)
-	mux.HandleFunc("GET /v1-k3ha/readyz", s.readyz)
+	mux.HandleFunc("GET "+PathCACerts, s.cacerts)
+	mux.HandleFunc("GET "+PathPing, ping)
+	mux.HandleFunc("GET "+PathReadyz, s.readyz)
+	mux.Handle("GET "+PathConfig, s.require(roleNode, s.config))
+	mux.Handle("GET "+PathServerBootstrap, s.require(roleServer, s.bootstrap))
+	mux.Handle("GET "+PathAPIServers, s.require(roleNode, s.apiservers))
+	mux.HandleFunc("GET "+PathDBInfo, s.dbinfo)
 	mux.Handle("/", apiserver)
 	return mux
 }
@@ -45,4 +70,125 @@ func (s *Supervisor) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok"))
+}
+
+func (s *Supervisor) config(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.Critical)
+}
+
+func (s *Supervisor) bootstrap(w http.ResponseWriter, _ *http.Request) {
+	if s.Bootstrap == nil {
+		http.NotFound(w, nil)
+		return
+	}
+	files, err := s.Bootstrap()
+	if err != nil {
+		slog.Error("serving bootstrap data failed", "err", err)
+		http.Error(w, "bootstrap data unavailable", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, files)
+}
+
+func (s *Supervisor) apiservers(w http.ResponseWriter, r *http.Request) {
+	if s.APIServers == nil {
+		http.NotFound(w, r)
+		return
+	}
+	list, err := s.APIServers(r.Context())
+	if err != nil {
+		http.Error(w, "listing apiservers: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, list)
+}
+
+// dbinfo answers servers, and anything on this host's loopback.
+func (s *Supervisor) dbinfo(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		if code := s.authorize(r, roleServer); code != http.StatusOK {
+			deny(w, code)
+			return
+		}
+	}
+	if s.Members == nil {
+		http.Error(w, "this server does not run embedded etcd", http.StatusNotFound)
+		return
+	}
+	members, err := s.Members(r.Context())
+	if err != nil {
+		http.Error(w, "listing etcd members: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, DBInfo{Members: members})
+}
+
+type role int
+
+const (
+	roleNode role = iota + 1
+	roleServer
+)
+
+// require lets the handler run only for a token of at least role need.
+func (s *Supervisor) require(need role, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code := s.authorize(r, need); code != http.StatusOK {
+			deny(w, code)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// authorize checks basic auth: 401 for missing or wrong credentials, 403 for
+// a valid token of a lesser role.
+func (s *Supervisor) authorize(r *http.Request, need role) int {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return http.StatusUnauthorized
+	}
+	var have role
+	switch {
+	case user == token.RoleServer && equal(pass, s.ServerSecret):
+		have = roleServer
+	case user == token.RoleNode && (equal(pass, s.AgentSecret) || equal(pass, s.ServerSecret)):
+		have = roleNode
+	default:
+		return http.StatusUnauthorized
+	}
+	if have < need {
+		return http.StatusForbidden
+	}
+	return http.StatusOK
+}
+
+// equal compares in constant time; an unset secret matches nothing.
+func equal(given, secret string) bool {
+	return secret != "" && subtle.ConstantTimeCompare([]byte(given), []byte(secret)) == 1
+}
+
+func deny(w http.ResponseWriter, code int) {
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="k3ha"`)
+		http.Error(w, "token rejected", code)
+		return
+	}
+	http.Error(w, "this token's role may not read this path", code)
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		slog.Debug("writing response failed", "err", err)
+	}
 }

@@ -123,6 +123,32 @@ func TestSingleServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a different token cannot open the cluster", func(t *testing.T) {
+		s.Stop(30 * time.Second)
+		tokenFile := filepath.Join(s.DataDir(), "server", "token")
+		original, err := os.ReadFile(tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(tokenFile); err != nil {
+			t.Fatal(err)
+		}
+		out, code := runK3ha(t, s.Host, append(append([]string{}, s.Args...), "--token", "another-secret")...)
+		if code == 0 || !strings.Contains(out, "cannot decrypt the bootstrap data") {
+			t.Fatalf("start with another token: exit %d\n%s", code, tail(out, 10))
+		}
+		out, code = runK3ha(t, s.Host, s.Args...)
+		if code == 0 || !strings.Contains(out, "start this server with that cluster's token") {
+			t.Fatalf("start without a token: exit %d\n%s", code, tail(out, 10))
+		}
+		s.Env = []string{"K3HA_TOKEN=" + strings.TrimSpace(string(original))}
+		s.Start()
+		s.WaitReady()
+		if out := s.MustKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}"); out != "blue" {
+			t.Fatalf("configmap after the refused starts: %q", out)
+		}
+	})
+
 	t.Run("second server on the same data dir is refused", func(t *testing.T) {
 		args := append([]string{}, s.Args...)
 		args = append(args, "--https-listen-port", "7443", "--write-kubeconfig", filepath.Join(s.Dir, "second.yaml"))

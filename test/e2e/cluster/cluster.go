@@ -5,6 +5,7 @@ package cluster
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +15,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/k3ha/k3ha/test/e2e/harness"
 )
@@ -206,4 +211,85 @@ func Tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Client is a client-go clientset for this server, through its own address.
+func (s *Server) Client() *kubernetes.Clientset {
+	s.T.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags(s.URL(), s.Kubeconfig)
+	if err != nil {
+		s.T.Fatalf("kubeconfig of %s: %v", s.Name, err)
+	}
+	cfg.Timeout = 10 * time.Second
+	cfg.QPS, cfg.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	return cs
+}
+
+// Token is the server's token file (K10 form).
+func (s *Server) Token() string {
+	s.T.Helper()
+	b, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "token"))
+	if err != nil {
+		s.T.Fatalf("token of %s: %v", s.Name, err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Member is an etcd member as /db/info reports it.
+type Member struct {
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner"`
+}
+
+// Members reads /db/info with the server token.
+func (s *Server) Members() ([]Member, error) {
+	req, _ := http.NewRequest("GET", s.URL()+"/db/info", nil)
+	secret := s.Token()
+	if i := strings.LastIndex(secret, ":"); i >= 0 {
+		secret = secret[i+1:]
+	}
+	req.SetBasicAuth("server", secret)
+	resp, err := insecure.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("/db/info: %d %s", resp.StatusCode, b)
+	}
+	var info struct{ Members []Member }
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return nil, err
+	}
+	sort.Slice(info.Members, func(i, j int) bool { return info.Members[i].Name < info.Members[j].Name })
+	return info.Members, nil
+}
+
+// IsEtcdLeader asks this server's etcd (metrics port, loopback of its host).
+func (s *Server) IsEtcdLeader() (bool, error) {
+	out, err := s.Host.Run(s.T, "curl", "-s", "--max-time", "3", "http://127.0.0.1:2381/metrics")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "etcd_server_is_leader ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "etcd_server_is_leader ")) == "1", nil
+		}
+	}
+	return false, errors.New("etcd_server_is_leader not in metrics")
+}
+
+// WaitLog waits until the current process's log contains substr.
+func (s *Server) WaitLog(t testing.TB, timeout time.Duration, substr string) {
+	t.Helper()
+	harness.WaitFor(t, timeout, fmt.Sprintf("%s logs %q", s.Name, substr), func() (bool, error) {
+		return strings.Contains(s.Proc.Log(), substr), nil
+	})
 }

@@ -1,0 +1,552 @@
+// Package etcd runs an embedded etcd member inside the k3ha process: a new
+// cluster, a restart from its own data, or a join as a learner that is
+// promoted once it has caught up. Clients and peers use mutual TLS.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/k3ha/k3ha/internal/datastore"
+	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/logging"
+	"github.com/k3ha/k3ha/internal/pki"
+)
+
+// Config describes this node's etcd member.
+type Config struct {
+	Name      string // member name = node name
+	Layout    layout.Server
+	NodeIP    net.IP
+	ExtraArgs []string // --etcd-arg values, key=value
+}
+
+// Mode says how the member comes up.
+type Mode int
+
+const (
+	// NewCluster bootstraps a one-member cluster.
+	NewCluster Mode = iota
+	// Existing restarts from the data on disk.
+	Existing
+	// Join adds this node to a running cluster as a learner, then promotes it.
+	Join
+)
+
+func (m Mode) String() string {
+	switch m {
+	case NewCluster:
+		return "new cluster"
+	case Existing:
+		return "existing data"
+	case Join:
+		return "join"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+const (
+	dialTimeout = 10 * time.Second
+	callTimeout = 10 * time.Second
+	// memberPoll is how often the member list is checked for changes.
+	memberPoll = 5 * time.Second
+)
+
+// quorumLogEvery paces the lines of a start that waits for peers (a
+// variable so that tests need not wait that long).
+var quorumLogEvery = 10 * time.Second
+
+// Member is one etcd cluster member.
+type Member struct {
+	ID         uint64
+	Name       string // empty for a learner that has not started yet
+	PeerURLs   []string
+	ClientURLs []string
+	IsLearner  bool
+}
+
+// Etcd is the embedded etcd member of this node.
+type Etcd struct {
+	cfg           Config
+	mode          Mode
+	joinEndpoints []string
+	endpoint      datastore.Endpoint
+
+	srv       *embed.Etcd
+	client    *clientv3.Client
+	closeOnce sync.Once
+	stopOnce  sync.Once
+	cancel    context.CancelFunc // ends the member watcher
+	wg        sync.WaitGroup
+	stopping  chan struct{}
+	done      chan struct{}
+
+	mu  sync.Mutex
+	err error
+}
+
+// New prepares the member; nothing runs until Start. joinEndpoints are
+// client URLs of existing members, used only by Join.
+func New(cfg Config, mode Mode, joinEndpoints []string) *Etcd {
+	l := cfg.Layout
+	return &Etcd{
+		cfg:           cfg,
+		mode:          mode,
+		joinEndpoints: joinEndpoints,
+		endpoint:      endpointFor(l, httpsURL("127.0.0.1", clientPort)),
+		stopping:      make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+}
+
+func endpointFor(l layout.Server, server string) datastore.Endpoint {
+	return datastore.Endpoint{
+		Servers:  []string{server},
+		CAFile:   l.Cert(layout.EtcdServerCA),
+		CertFile: l.Cert(layout.EtcdClient),
+		KeyFile:  l.Key(layout.EtcdClient),
+	}
+}
+
+func (e *Etcd) Name() string { return "datastore (etcd)" }
+
+// Endpoint is how the apiserver reaches the local member.
+func (e *Etcd) Endpoint() datastore.Endpoint { return e.endpoint }
+
+// Client is k3ha's own client to the local member; valid after Start.
+func (e *Etcd) Client() *clientv3.Client { return e.client }
+
+// Done is closed when the server has stopped, for whatever reason.
+func (e *Etcd) Done() <-chan struct{} { return e.done }
+
+// Err is why the server stopped on its own; nil after Stop.
+func (e *Etcd) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Start brings the member up and returns once it serves: ready, with
+// quorum, and (for Join) promoted to a voting member. It waits for quorum
+// until ctx ends.
+func (e *Etcd) Start(ctx context.Context) (err error) {
+	cfg := e.cfg
+	l := cfg.Layout
+	if cfg.Name == "" {
+		return errors.New("etcd: member name is empty")
+	}
+	if cfg.NodeIP == nil || cfg.NodeIP.IsUnspecified() {
+		return fmt.Errorf("etcd: node IP %v cannot be advertised to peers", cfg.NodeIP)
+	}
+	user, err := parseArgs(cfg.ExtraArgs)
+	if err != nil {
+		return err
+	}
+	// Name, peer URLs and certificates as the user may have overridden them.
+	eff := render(cfg, user, "", "")
+	name := eff.str("name")
+	peerURLs := splitList(eff.str("initial-advertise-peer-urls"))
+	if err := checkTLSFiles(eff); err != nil {
+		return err
+	}
+	// The mode must match the disk: a join cleans up by deleting the data
+	// dir, and a restart without data would silently found a new cluster.
+	switch hasData := HasData(l); {
+	case hasData && e.mode != Existing:
+		return fmt.Errorf("etcd: %s already holds etcd data; start it as an existing member, not %s", l.EtcdDir(), e.mode)
+	case !hasData && e.mode == Existing:
+		return fmt.Errorf("etcd: no etcd data in %s to restart from", l.EtcdDir())
+	}
+	if err := os.MkdirAll(l.EtcdDir(), 0o700); err != nil {
+		return fmt.Errorf("etcd data dir: %w", err)
+	}
+	checkDisk(l.EtcdDir())
+
+	var (
+		initialCluster = clusterString(name, peerURLs)
+		state          = embed.ClusterStateFlagNew
+		join           *joiner
+	)
+	switch e.mode {
+	case Existing:
+		// etcd ignores both when it has data; they only keep the file honest.
+		state = embed.ClusterStateFlagExisting
+	case Join:
+		join, err = newJoiner(l, e.joinEndpoints, name, peerURLs)
+		if err != nil {
+			return err
+		}
+		defer join.close()
+		if initialCluster, err = join.addLearner(ctx); err != nil {
+			return err
+		}
+		state = embed.ClusterStateFlagExisting
+		// Until promotion (the last step that can fail), any failure takes
+		// this node back out of the cluster, so that neither side keeps a
+		// half-joined member.
+		defer func() {
+			if err != nil {
+				e.closeServer()
+				join.abandon(l.EtcdDir())
+			}
+		}()
+	}
+
+	ecfg, err := e.loadConfig(render(cfg, user, initialCluster, state))
+	if err != nil {
+		return err
+	}
+	slog.Info("starting etcd", "member", name, "mode", e.mode.String(), "peer_urls", peerURLs)
+	srv, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		return fmt.Errorf("start etcd: %w", err)
+	}
+	e.srv = srv
+	if err := waitReady(ctx, srv, name); err != nil {
+		e.closeServer()
+		return err
+	}
+	// The client does not dial yet; made before promotion so that nothing
+	// can fail once this node votes.
+	local := localClientURL(ecfg)
+	if e.client, err = newClient(l, []string{local}); err != nil {
+		e.closeServer()
+		return err
+	}
+	if join == nil && srv.Server.IsLearner() {
+		// A join that died between starting the learner and its promotion
+		// leaves data, so this start is a restart; finish the join.
+		join, err = resumeJoin(l, srv, name, peerURLs)
+		if err != nil {
+			e.client.Close()
+			e.client = nil
+			e.closeServer()
+			return err
+		}
+		defer join.close()
+	}
+	if join != nil {
+		if err := join.promote(ctx, srv); err != nil {
+			e.client.Close()
+			e.client = nil
+			e.closeServer()
+			return err
+		}
+	}
+	e.endpoint = endpointFor(l, local)
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.watchMembers(watchCtx) }()
+	go func() { defer e.wg.Done(); e.watchServer() }()
+	return nil
+}
+
+// loadConfig writes the settings as etcd's config file and loads it the
+// way etcd's own command does; only the logger is set in code.
+func (e *Etcd) loadConfig(s settings) (*embed.Config, error) {
+	data, err := s.marshal()
+	if err != nil {
+		return nil, err
+	}
+	path := e.cfg.Layout.EtcdConfigFile()
+	if err := pki.WriteFileAtomic(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("etcd config: %w", err)
+	}
+	ecfg, err := embed.ConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("etcd config %s (check --etcd-arg values): %w", path, err)
+	}
+	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(serverLogger())
+	return ecfg, nil
+}
+
+// checkTLSFiles loads the certificates etcd is configured with. A broken
+// one is found before a join changes the cluster, and etcd (which keeps a
+// port bound when its TLS setup fails) never gets to try.
+func checkTLSFiles(s settings) error {
+	for _, sec := range []string{clientSecurity, peerSecurity} {
+		t, _ := s[sec].(settings)
+		str := func(k string) string { v, _ := t[k].(string); return v }
+		if cert, key := str("cert-file"), str("key-file"); cert != "" || key != "" {
+			if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+				return fmt.Errorf("etcd %s: %w", sec, err)
+			}
+		}
+		if ca := str("trusted-ca-file"); ca != "" {
+			if _, err := pki.LoadCertPool(ca); err != nil {
+				return fmt.Errorf("etcd %s: %w", sec, err)
+			}
+		}
+	}
+	return nil
+}
+
+// waitReady waits until the member has joined the raft group and published
+// itself, which needs quorum.
+func waitReady(ctx context.Context, srv *embed.Etcd, name string) error {
+	begin := time.Now()
+	tick := time.NewTicker(quorumLogEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-srv.Server.ReadyNotify():
+			slog.Info("etcd ready", "member", name, "took", time.Since(begin).Round(time.Millisecond))
+			return nil
+		case err := <-srv.Err():
+			return fmt.Errorf("etcd failed while starting: %w", err)
+		case <-srv.Server.StopNotify():
+			return errors.New("etcd stopped while starting (see its log lines above)")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for etcd to become ready: %w", context.Cause(ctx))
+		case <-tick.C:
+			slog.Info("waiting for etcd quorum", "member", name, "waited", time.Since(begin).Round(time.Second))
+		}
+	}
+}
+
+// localClientURL picks the loopback client URL etcd listens on, else the
+// advertised one.
+func localClientURL(c *embed.Config) string {
+	for _, u := range c.ListenClientUrls {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
+			return u.String()
+		}
+	}
+	if len(c.AdvertiseClientUrls) > 0 {
+		return c.AdvertiseClientUrls[0].String()
+	}
+	return httpsURL("127.0.0.1", clientPort)
+}
+
+func newClient(l layout.Server, endpoints []string) (*clientv3.Client, error) {
+	tlsCfg, err := ClientTLS(l)
+	if err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		TLS:         tlsCfg,
+		DialTimeout: dialTimeout,
+		Logger:      logging.Zap("etcd-client"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	return c, nil
+}
+
+// watchServer notices the server ending on its own (e.g. removed from the
+// cluster, or a listener failing) and reports it through Done.
+func (e *Etcd) watchServer() {
+	var err error
+	select {
+	case <-e.stopping:
+	case <-e.srv.Server.StopNotify():
+		err = errors.New("etcd server stopped")
+		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) {
+			err = errors.New("etcd server stopped: this member was removed from the cluster (e.g. its Node was deleted)")
+		}
+	case err = <-e.srv.Err():
+		err = fmt.Errorf("etcd server failed: %w", err)
+	}
+	select {
+	case <-e.stopping:
+		err = nil // Stop asked for it
+	default:
+	}
+	if err != nil {
+		e.mu.Lock()
+		e.err = err
+		e.mu.Unlock()
+		slog.Error("etcd stopped unexpectedly", "err", err)
+		if e.cancel != nil {
+			e.cancel()
+		}
+		e.closeServer()
+	}
+	close(e.done)
+}
+
+func (e *Etcd) closeServer() {
+	e.closeOnce.Do(func() {
+		if e.srv == nil {
+			return
+		}
+		select {
+		case <-e.srv.Server.ReadyNotify():
+		default:
+			// embed's Close waits for the client servers, which only start
+			// once ready or once the server stops; without quorum the first
+			// never happens, so stop the server first.
+			e.srv.Server.HardStop()
+		}
+		e.srv.Close()
+	})
+}
+
+// Stop closes k3ha's client and the server and waits for both. Calling it
+// again does nothing.
+func (e *Etcd) Stop() (err error) {
+	if e.srv == nil {
+		return nil
+	}
+	e.stopOnce.Do(func() {
+		close(e.stopping)
+		if e.cancel != nil {
+			e.cancel()
+		}
+		if e.client != nil {
+			if cerr := e.client.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
+				err = fmt.Errorf("close etcd client: %w", cerr)
+			}
+		}
+		e.closeServer()
+		e.wg.Wait()
+	})
+	return err
+}
+
+// Members lists the cluster's members as the local member sees them.
+func (e *Etcd) Members(ctx context.Context) ([]Member, error) {
+	if e.client == nil {
+		return nil, errors.New("etcd is not running")
+	}
+	return listMembers(ctx, e.client)
+}
+
+func listMembers(ctx context.Context, c *clientv3.Client) ([]Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list etcd members: %w", err)
+	}
+	out := make([]Member, 0, len(resp.Members))
+	for _, m := range resp.Members {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out, nil
+}
+
+// ErrNoSuchMember is returned by RemoveMember when no member has the name.
+var ErrNoSuchMember = errors.New("no such etcd member")
+
+// RemoveMember removes the member called name from the cluster. It refuses
+// to remove the last voting member: the cluster could never regain quorum.
+func (e *Etcd) RemoveMember(ctx context.Context, name string) error {
+	members, err := e.Members(ctx)
+	if err != nil {
+		return err
+	}
+	var target *Member
+	voting := 0
+	for i, m := range members {
+		if !m.IsLearner {
+			voting++
+		}
+		if m.Name == name {
+			if target != nil {
+				return fmt.Errorf("remove etcd member %q: several members have that name", name)
+			}
+			target = &members[i]
+		}
+	}
+	if target == nil {
+		return fmt.Errorf("remove etcd member %q: %w", name, ErrNoSuchMember)
+	}
+	if !target.IsLearner && voting <= 1 {
+		return fmt.Errorf("refusing to remove etcd member %q: it is the last voting member, and without it the cluster's data could never be served again", name)
+	}
+	// etcd refuses (unhealthy cluster) until the other voting members have
+	// been connected for a few seconds, e.g. right after a join or restart.
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err := e.client.MemberRemove(callCtx, target.ID)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return fmt.Errorf("remove etcd member %q (%x): %w", name, target.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove etcd member %q (%x): the other members are not all connected, so removing it could cost quorum: %w", name, target.ID, err)
+		case <-time.After(time.Second):
+		}
+	}
+	slog.Info("removed etcd member", "member", name, "id", fmt.Sprintf("%x", target.ID), "peer_urls", target.PeerURLs)
+	return nil
+}
+
+// DuplicateNameError means another member of the cluster already uses this
+// node's name.
+type DuplicateNameError struct {
+	Name     string
+	PeerURLs []string
+}
+
+func (d *DuplicateNameError) Error() string {
+	return fmt.Sprintf("etcd member %q already exists with peer URLs %s, so this server cannot join under that name: "+
+		"remove that member first (when the cluster has nodes, `kubectl delete node %s` does it) or start this server with another --node-name",
+		d.Name, strings.Join(d.PeerURLs, ","), d.Name)
+}
+
+// clusterString renders one member for initial-cluster.
+func clusterString(name string, peerURLs []string) string {
+	parts := make([]string, 0, len(peerURLs))
+	for _, u := range peerURLs {
+		parts = append(parts, name+"="+u)
+	}
+	return strings.Join(parts, ",")
+}
+
+// sameURLs compares URL lists as sets, ignoring case and trailing slashes.
+func sameURLs(a, b []string) bool {
+	norm := func(list []string) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range list {
+			if u, err := url.Parse(s); err == nil {
+				s = strings.ToLower(u.Scheme + "://" + u.Host)
+			}
+			m[s] = true
+		}
+		return m
+	}
+	na, nb := norm(a), norm(b)
+	if len(na) != len(nb) {
+		return false
+	}
+	for k := range na {
+		if !nb[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// overlaps reports whether the lists share a URL.
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if sameURLs([]string{x}, []string{y}) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/k3ha/k3ha/internal/component"
+	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/datastore"
+	"github.com/k3ha/k3ha/internal/datastore/kine"
+	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/logging"
+	"github.com/k3ha/k3ha/internal/token"
+)
+
+// store is a running datastore backend.
+type store interface {
+	component.Component
+	Endpoint() datastore.Endpoint
+}
+
+type kvClient = clientv3.KV
+
+// startKine starts kine over the embedded SQLite file or the external endpoint.
+func startKine(ctx context.Context, mgr *component.Manager, cfg *config.Server, l layout.Server, kind datastore.Kind) (store, error) {
+	kc := kine.Config{Socket: l.KineSocket()}
+	desc := "sqlite " + l.SQLiteFile()
+	if kind == datastore.External {
+		kc.DSN, kc.CAFile, kc.CertFile, kc.KeyFile = cfg.DatastoreEndpoint, cfg.DatastoreCAFile, cfg.DatastoreCertFile, cfg.DatastoreKeyFile
+		desc = "external"
+	} else {
+		if err := os.MkdirAll(l.DBDir(), 0o700); err != nil {
+			return nil, fmt.Errorf("datastore dir: %w", err)
+		}
+		kc.DSN = kine.SQLiteDSN(l.SQLiteFile())
+	}
+	k := kine.New(kc)
+	if err := mgr.Start(ctx, k); err != nil {
+		return nil, err
+	}
+	slog.Info("datastore ready", "kind", kind.String(), "store", desc)
+	return k, nil
+}
+
+// withKV runs fn with a short-lived etcd client to the datastore.
+func withKV[T any](ep datastore.Endpoint, fn func(kv kvClient) (T, error)) (T, error) {
+	var zero T
+	c, err := ep.Client(logging.Zap("etcd-client"))
+	if err != nil {
+		return zero, err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+// secretOf is the token secret before the token files are written: the
+// given one, else the stored one.
+func secretOf(l layout.Server, given token.Token) string {
+	if given.Password != "" {
+		return given.Password
+	}
+	if stored, err := readToken(l.TokenFile()); err == nil {
+		return stored.Password
+	}
+	return ""
+}

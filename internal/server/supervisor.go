@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync/atomic"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/k3ha/k3ha/internal/bootstrap"
+	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/datastore/etcd"
+	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/supervisor"
+)
+
+// serverSupervisor feeds the supervisor paths from this server's parts.
+type serverSupervisor struct {
+	*supervisor.Supervisor
+	api atomic.Pointer[kubernetes.Clientset]
+}
+
+func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store) *serverSupervisor {
+	s := &serverSupervisor{Supervisor: &supervisor.Supervisor{
+		CACerts:      files.serverCA,
+		ServerSecret: files.tokens.server.Password,
+		AgentSecret:  files.tokens.agent.Password,
+		Critical:     cfg.Critical(),
+		Bootstrap: func() (supervisor.BootstrapFiles, error) {
+			d, err := bootstrap.Collect(l)
+			return supervisor.BootstrapFiles{Files: d.Files}, err
+		},
+	}}
+	if e, ok := st.(*etcd.Etcd); ok {
+		s.Members = func(ctx context.Context) ([]supervisor.Member, error) {
+			list, err := e.Members(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]supervisor.Member, 0, len(list))
+			for _, m := range list {
+				out = append(out, supervisor.Member{Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+			}
+			return out, nil
+		}
+	}
+	s.APIServers = s.apiservers
+	return s
+}
+
+// useAPI gives the supervisor a client once the apiserver is up.
+func (s *serverSupervisor) useAPI(cfg *rest.Config) {
+	if cs, err := kubernetes.NewForConfig(cfg); err == nil {
+		s.api.Store(cs)
+	}
+}
+
+// apiservers lists every server's API address from the endpoints of the
+// kubernetes Service, which each apiserver keeps itself in.
+func (s *serverSupervisor) apiservers(ctx context.Context) ([]string, error) {
+	cs := s.api.Load()
+	if cs == nil {
+		return nil, errors.New("the apiserver is not ready yet")
+	}
+	slices, err := cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sl := range slices.Items {
+		for _, p := range sl.Ports {
+			if p.Port == nil {
+				continue
+			}
+			for _, ep := range sl.Endpoints {
+				for _, addr := range ep.Addresses {
+					out = append(out, net.JoinHostPort(addr, strconv.Itoa(int(*p.Port))))
+				}
+			}
+		}
+	}
+	return out, nil
+}
