@@ -16,9 +16,17 @@ LDFLAGS := -s -w \
 	$(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(VERSION) -X $(p).gitCommit=$(COMMIT) \
 		-X $(p).gitTreeState=$(DIRTY) -X $(p).buildDate=$(BUILD_DATE) -X $(p).gitMajor=$(MAJOR) -X $(p).gitMinor=$(MINOR))
 
+# containerd is built without the storage drivers small nodes do not use.
+TAGS := no_btrfs no_devmapper no_zfs
+SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+
 .PHONY: build test unit e2e vet bench clean
+# bin/k3ha is the one binary; the runc shim containerd starts per pod must be
+# a separate program (containerd's plugin registry clashes otherwise), so it
+# is built next to it and found there.
 build:
-	go build -ldflags '$(LDFLAGS)' -o bin/k3ha ./cmd/k3ha
+	go build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/k3ha ./cmd/k3ha
+	CGO_ENABLED=0 go build -tags '$(TAGS)' -ldflags '-s -w' -o bin/containerd-shim-runc-v2 $(SHIM)
 
 # The README's test command: fast unit tests, then the end-to-end suite on real processes.
 test: unit e2e

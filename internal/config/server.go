@@ -68,6 +68,8 @@ type Server struct {
 
 	ClusterReset            bool
 	ClusterResetRestorePath string
+
+	Node
 }
 
 // AddFlags registers every server flag, named as in K3s, on fs.
@@ -117,6 +119,7 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 
 	fs.BoolVar(&s.ClusterReset, "cluster-reset", false, "Make this server the only member of a new etcd cluster, keeping its data")
 	fs.StringVar(&s.ClusterResetRestorePath, "cluster-reset-restore-path", "", "Snapshot file to restore with --cluster-reset")
+	s.AddNodeFlags(fs)
 }
 
 // ServerEnv maps environment variables onto server flags. The K3HA_ name wins

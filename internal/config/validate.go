@@ -102,6 +102,7 @@ func (s *Server) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, s.Node.validate()...)
 	sortErrs(errs)
 	return errors.Join(errs...)
 }

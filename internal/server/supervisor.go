@@ -49,6 +49,13 @@ func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store
 		}
 	}
 	s.APIServers = s.apiservers
+	s.Supervisor.NodeCerts = func(ctx context.Context, req supervisor.NodeCertsRequest) (supervisor.NodeCerts, error) {
+		var cs kubernetes.Interface
+		if c := s.api.Load(); c != nil {
+			cs = c
+		}
+		return issueNodeCerts(ctx, l, cs, req)
+	}
 	return s
 }
 

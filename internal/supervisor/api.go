@@ -9,6 +9,7 @@ const (
 	PathServerBootstrap = "/v1-k3ha/server-bootstrap"
 	PathAPIServers      = "/v1-k3ha/apiservers"
 	PathDBInfo          = "/db/info"
+	PathNodeCerts       = "/v1-k3ha/node-certs"
 )
 
 // Member is one etcd member as /db/info reports it.
@@ -28,4 +29,25 @@ type DBInfo struct {
 // shared secret files, by path relative to <data-dir>/server.
 type BootstrapFiles struct {
 	Files map[string][]byte `json:"files"`
+}
+
+// NodeCertsRequest asks for a node's certificates. Password is the node's
+// own secret: the first request for a name binds the name to it, so another
+// host cannot later take that node name over.
+type NodeCertsRequest struct {
+	NodeName string `json:"nodeName"`
+	NodeIP   string `json:"nodeIP"`
+	Password string `json:"password"`
+}
+
+// NodeCerts are a node's certificates, all PEM.
+type NodeCerts struct {
+	ServerCA           []byte `json:"serverCA"` // trust for the API and for kubelets' serving certificates
+	ClientCA           []byte `json:"clientCA"` // the kubelet trusts API clients signed by it
+	KubeletClientCert  []byte `json:"kubeletClientCert"`
+	KubeletClientKey   []byte `json:"kubeletClientKey"`
+	KubeletServingCert []byte `json:"kubeletServingCert"`
+	KubeletServingKey  []byte `json:"kubeletServingKey"`
+	KubeProxyCert      []byte `json:"kubeProxyCert"`
+	KubeProxyKey       []byte `json:"kubeProxyKey"`
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -137,6 +138,13 @@ func (c *Client) DBInfo(ctx context.Context) (DBInfo, error) {
 	return v, err
 }
 
+// NodeCerts asks for this node's kubelet and kube-proxy certificates.
+func (c *Client) NodeCerts(ctx context.Context, req NodeCertsRequest) (NodeCerts, error) {
+	var v NodeCerts
+	err := c.postJSON(ctx, PathNodeCerts, req, &v)
+	return v, err
+}
+
 // APIServers returns the "host:port" of every server's API port.
 func (c *Client) APIServers(ctx context.Context) ([]string, error) {
 	var v []string
@@ -158,11 +166,32 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 // get does GET path, retrying transient failures until ctx ends. Errors
 // name the URL and path.
 func (c *Client) get(ctx context.Context, path string, auth bool) ([]byte, *tls.ConnectionState, error) {
+	return c.do(ctx, http.MethodGet, path, nil, auth)
+}
+
+// postJSON sends in as JSON and decodes the answer into out.
+func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
+	payload, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	body, _, err := c.do(ctx, http.MethodPost, path, payload, true)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("POST %s%s: decode answer: %w", c.url, path, err)
+	}
+	return nil
+}
+
+// do makes a request, retrying transient failures until ctx ends.
+func (c *Client) do(ctx context.Context, method, path string, payload []byte, auth bool) ([]byte, *tls.ConnectionState, error) {
 	u := c.url + path
 	delay := firstBackoff
 	var last error
 	for attempt := 1; ; attempt++ {
-		body, state, retry, err := c.try(ctx, u, path, auth)
+		body, state, retry, err := c.try(ctx, method, u, path, payload, auth)
 		if err == nil {
 			return body, state, nil
 		}
@@ -194,12 +223,19 @@ func giveUp(ctx context.Context, u string, attempts int, last error) error {
 
 // try makes one request. A retryable error is the bare cause (the caller
 // adds the URL); any other error is complete.
-func (c *Client) try(ctx context.Context, u, path string, auth bool) (body []byte, state *tls.ConnectionState, retry bool, err error) {
+func (c *Client) try(ctx context.Context, method, u, path string, payload []byte, auth bool) (body []byte, state *tls.ConnectionState, retry bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	var reqBody io.Reader
+	if payload != nil {
+		reqBody = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(rctx, method, u, reqBody)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, false, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if auth {
 		req.SetBasicAuth(c.user, c.pass)
@@ -210,7 +246,7 @@ func (c *Client) try(ctx context.Context, u, path string, auth bool) (body []byt
 		if retryable(err) {
 			return nil, nil, true, err
 		}
-		return nil, nil, false, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, false, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -219,10 +255,10 @@ func (c *Client) try(ctx context.Context, u, path string, auth bool) (body []byt
 		if retryable(err) {
 			return nil, nil, true, err
 		}
-		return nil, nil, false, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, false, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	if len(body) > maxBody {
-		return nil, nil, false, fmt.Errorf("GET %s: answer larger than %d bytes", u, maxBody)
+		return nil, nil, false, fmt.Errorf("%s %s: answer larger than %d bytes", method, u, maxBody)
 	}
 
 	switch code := resp.StatusCode; {
@@ -231,11 +267,11 @@ func (c *Client) try(ctx context.Context, u, path string, auth bool) (body []byt
 	case code >= 500:
 		return nil, nil, true, fmt.Errorf("server answered %s: %q", resp.Status, snippet(body))
 	case code == http.StatusUnauthorized && auth:
-		return nil, nil, false, fmt.Errorf("token rejected by %s (GET %s): %w", c.url, path, ErrRejected)
+		return nil, nil, false, fmt.Errorf("token rejected by %s (%s %s): %w", c.url, method, path, ErrRejected)
 	case code == http.StatusForbidden && auth:
-		return nil, nil, false, fmt.Errorf("token of role %s is not allowed to read %s on %s: %w", c.user, path, c.url, ErrForbidden)
+		return nil, nil, false, fmt.Errorf("%s %s on %s refused: %s: %w", method, path, c.url, snippet(body), ErrForbidden)
 	default:
-		return nil, nil, false, fmt.Errorf("GET %s: unexpected answer %s: %q", u, resp.Status, snippet(body))
+		return nil, nil, false, fmt.Errorf("%s %s: unexpected answer %s: %q", method, u, resp.Status, snippet(body))
 	}
 }
 

@@ -304,7 +304,7 @@ func TestClientRejectedAndForbidden(t *testing.T) {
 	if !errors.Is(err, ErrForbidden) || errors.Is(err, ErrRejected) {
 		t.Fatalf("agent token: %v, want ErrForbidden", err)
 	}
-	if want := "token of role node is not allowed to read " + PathServerBootstrap + " on " + srv.URL; !strings.Contains(err.Error(), want) {
+	if want := "GET " + PathServerBootstrap + " on " + srv.URL + " refused"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q lacks %q", err, want)
 	}
 	noSecrets(t, err.Error())

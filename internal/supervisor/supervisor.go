@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +34,9 @@ type Supervisor struct {
 	Members func(ctx context.Context) ([]Member, error)
 	// APIServers lists the address of every server's API port.
 	APIServers func(ctx context.Context) ([]string, error)
+	// NodeCerts issues a node's certificates; an error wrapping ErrDenied is
+	// answered 403 with its message.
+	NodeCerts func(ctx context.Context, req NodeCertsRequest) (NodeCerts, error)
 
 	ready atomic.Bool
 }
@@ -49,6 +54,7 @@ func (s *Supervisor) Wrap(apiserver http.Handler) http.Handler {
 	mux.Handle("GET "+PathServerBootstrap, s.require(roleServer, s.bootstrap))
 	mux.Handle("GET "+PathAPIServers, s.require(roleNode, s.apiservers))
 	mux.HandleFunc("GET "+PathDBInfo, s.dbinfo)
+	mux.Handle("POST "+PathNodeCerts, s.require(roleNode, s.nodeCerts))
 	mux.Handle("/", apiserver)
 	return mux
 }
@@ -101,6 +107,32 @@ func (s *Supervisor) apiservers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, list)
+}
+
+// ErrDenied marks a request the server refuses for a reason it explains.
+var ErrDenied = errors.New("refused")
+
+func (s *Supervisor) nodeCerts(w http.ResponseWriter, r *http.Request) {
+	if s.NodeCerts == nil {
+		http.NotFound(w, r)
+		return
+	}
+	var req NodeCertsRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	certs, err := s.NodeCerts(r.Context(), req)
+	switch {
+	case errors.Is(err, ErrDenied):
+		slog.Warn("node certificates refused", "node", req.NodeName, "from", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), http.StatusForbidden)
+	case err != nil:
+		slog.Error("issuing node certificates failed", "node", req.NodeName, "err", err)
+		http.Error(w, "issuing node certificates failed: "+err.Error(), http.StatusServiceUnavailable)
+	default:
+		writeJSON(w, certs)
+	}
 }
 
 // dbinfo answers servers, and anything on this host's loopback.
