@@ -55,3 +55,7 @@ func (s Server) AgentTokenFile() string { return filepath.Join(s.Root, "agent-to
 
 // EtcdConfigFile is rewritten at every start, so it sits with the data it describes.
 func (s Server) EtcdConfigFile() string { return filepath.Join(s.EtcdDir(), "config.yaml") }
+
+// EtcdMigrateDir is where a migration from SQLite builds the etcd data
+// before it becomes EtcdDir.
+func (s Server) EtcdMigrateDir() string { return filepath.Join(s.DBDir(), "etcd-migrate-tmp") }

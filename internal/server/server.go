@@ -21,6 +21,7 @@ import (
 	"github.com/k3ha/k3ha/internal/controlplane"
 	"github.com/k3ha/k3ha/internal/datastore"
 	"github.com/k3ha/k3ha/internal/datastore/etcd"
+	"github.com/k3ha/k3ha/internal/datastore/migrate"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/lockfile"
@@ -65,8 +66,17 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		slog.Info("etcd data exists: this node is already initialised or joined, so these flags are ignored",
 			"ignored", strings.Join(choice.Ignored, ","), "etcd-dir", l.EtcdDir())
 	}
-	if choice.Kind == datastore.EtcdNew && exists(l.SQLiteFile()) {
-		return fmt.Errorf("--cluster-init: this server holds SQLite data (%s); moving it into etcd is not supported yet, so nothing was changed", l.SQLiteFile())
+	if choice.Kind == datastore.EtcdNew && migrate.Needed(l) {
+		if err := migrateSQLite(ctx, cfg, l, n); err != nil {
+			return err
+		}
+		choice.Kind = datastore.EtcdExisting
+	}
+	if choice.Kind == datastore.EtcdExisting {
+		// A crash right after a migration may have left the SQLite file in place.
+		if _, err := migrate.Finish(l); err != nil {
+			slog.Warn("could not rename the SQLite file a migration to etcd left; it is not used", "err", err)
+		}
 	}
 	if choice.Kind.Etcd() {
 		if err := checkLocal(n.ip); err != nil {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/k3ha/k3ha/internal/bootstrap"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/datastore"
@@ -32,6 +34,11 @@ func startKine(ctx context.Context, mgr *component.Manager, cfg *config.Server, 
 	if kind == datastore.External {
 		kc.DSN, kc.CAFile, kc.CertFile, kc.KeyFile = cfg.DatastoreEndpoint, cfg.DatastoreCAFile, cfg.DatastoreCertFile, cfg.DatastoreKeyFile
 		desc = "external"
+		// Nothing starts before the database answers; kine's own retries
+		// keep a fixed pace and give up after five minutes.
+		if err := datastore.WaitReachable(ctx, datastore.Addresses(cfg.DatastoreEndpoint), datastore.DefaultBackoff); err != nil {
+			return nil, err
+		}
 	} else {
 		if err := os.MkdirAll(l.DBDir(), 0o700); err != nil {
 			return nil, fmt.Errorf("datastore dir: %w", err)
@@ -41,6 +48,11 @@ func startKine(ctx context.Context, mgr *component.Manager, cfg *config.Server, 
 	k := kine.New(kc)
 	if err := mgr.Start(ctx, k); err != nil {
 		return nil, err
+	}
+	if kind == datastore.External {
+		if err := waitAnswers(ctx, k.Endpoint(), datastore.DefaultBackoff); err != nil {
+			return nil, err
+		}
 	}
 	slog.Info("datastore ready", "kind", kind.String(), "store", desc)
 	return k, nil
@@ -68,3 +80,37 @@ func secretOf(l layout.Server, given token.Token) string {
 	}
 	return ""
 }
+
+// waitAnswers reads from the datastore until a read succeeds, with backoff
+// and a log line per failure: an external etcd that accepts connections
+// may still refuse this server's certificate or have no quorum, and a
+// client would otherwise wait silently.
+func waitAnswers(ctx context.Context, ep datastore.Endpoint, b datastore.Backoff) error {
+	c, err := ep.Client(logging.Zap("etcd-client"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	wait := b.First
+	for attempt := 1; ; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, answerTimeout)
+		_, err := c.Get(callCtx, bootstrap.Key)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the datastore to answer: %w", context.Cause(ctx))
+		}
+		slog.Warn("datastore does not answer; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the datastore to answer: %w", context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, b.Max)
+	}
+}
+
+// answerTimeout bounds one read of waitAnswers.
+const answerTimeout = 10 * time.Second

@@ -15,8 +15,10 @@ import (
 // HasData reports whether etcd data exists (the WAL dir <etcd>/member/wal
 // holds a WAL file): then this node already initialised or joined a
 // cluster, and etcd starts from that data.
-func HasData(l layout.Server) bool {
-	entries, err := os.ReadDir(walDir(l))
+func HasData(l layout.Server) bool { return hasWAL(walDir(l)) }
+
+func hasWAL(dir string) bool {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false
 	}

@@ -258,11 +258,15 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 // loadConfig writes the settings as etcd's config file and loads it the
 // way etcd's own command does; only the logger is set in code.
 func (e *Etcd) loadConfig(s settings) (*embed.Config, error) {
+	return loadConfigFile(s, e.cfg.Layout.EtcdConfigFile())
+}
+
+// loadConfigFile writes s to path and loads it as etcd's command would.
+func loadConfigFile(s settings, path string) (*embed.Config, error) {
 	data, err := s.marshal()
 	if err != nil {
 		return nil, err
 	}
-	path := e.cfg.Layout.EtcdConfigFile()
 	if err := pki.WriteFileAtomic(path, data, 0o600); err != nil {
 		return nil, fmt.Errorf("etcd config: %w", err)
 	}

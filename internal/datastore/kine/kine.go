@@ -82,7 +82,10 @@ func (k *Kine) Start(ctx context.Context) error {
 		return fmt.Errorf("start kine: %w", err)
 	}
 	slog.Debug("kine listening", "endpoints", etcd.Endpoints)
-	k.endpoint = datastore.Endpoint{Servers: etcd.Endpoints}
+	// For an external etcd kine only passes the endpoint through, with the
+	// backend TLS files the apiserver must then use itself.
+	k.endpoint = datastore.Endpoint{Servers: etcd.Endpoints, CAFile: etcd.TLSConfig.CAFile,
+		CertFile: etcd.TLSConfig.CertFile, KeyFile: etcd.TLSConfig.KeyFile}
 	return nil
 }
 
