@@ -126,3 +126,43 @@ func TestExternalPostgres(t *testing.T) {
 		}
 	})
 }
+
+// TestExternalMariaDB is the same HA control plane on MariaDB (kine's
+// mysql:// driver).
+func TestExternalMariaDB(t *testing.T) {
+	n := harness.NewNetwork(t)
+	db := cluster.NewMariaDB(t, n.AddHost(t, "maria"))
+	db.Start()
+	dsn := db.DSN("k3ha")
+	var servers []*cluster.Server
+	for _, name := range []string{"s1", "s2"} {
+		s := newServer(t, n.AddHost(t, name), "--disable-agent", "--datastore-endpoint", dsn)
+		s.Env = []string{"K3HA_TOKEN=" + haToken}
+		s.Start()
+		s.WaitReady()
+		servers = append(servers, s)
+	}
+	s1, s2 := servers[0], servers[1]
+	s2.WaitLog(t, time.Second, "bootstrap data taken from the datastore")
+	for _, w := range servers {
+		if err := putConfigMap(t, w, "from-"+w.Name, w.Name); err != nil {
+			t.Fatalf("write through %s: %v", w.Name, err)
+		}
+	}
+	for _, r := range servers {
+		for _, w := range servers {
+			waitConfigMap(t, r, "from-"+w.Name, w.Name)
+		}
+		if code := dbInfoStatus(t, r); code != 404 {
+			t.Errorf("/db/info on %s: %d, want 404", r.Name, code)
+		}
+		if strings.Contains(r.Proc.Log(), db.Password) {
+			t.Errorf("the log of %s shows the database password", r.Name)
+		}
+	}
+	ca1, _, _ := s1.Get("/cacerts")
+	ca2, _, _ := s2.Get("/cacerts")
+	if ca1 == "" || ca1 != ca2 {
+		t.Fatal("the servers serve different CAs")
+	}
+}

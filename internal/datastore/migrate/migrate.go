@@ -103,7 +103,9 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	slog.Info("migrating SQLite data into etcd", "keys", total, "sqlite", l.SQLiteFile(), "staging", staging)
 
+	stagingBegin := time.Now()
 	st, err := etcd.StartStaging(ctx, opts.Etcd, staging)
+	stagingTook := time.Since(stagingBegin)
 	if err != nil {
 		_ = os.RemoveAll(staging)
 		return res, fmt.Errorf("start the new etcd: %w", err)
@@ -127,7 +129,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 	slog.Info("migration copied every key; verifying", "keys", cp.copied, "bytes", cp.copiedBytes,
-		"took", time.Since(begin).Round(time.Millisecond))
+		"took", time.Since(begin).Round(time.Millisecond), "etcd_start", stagingTook.Round(time.Millisecond))
 
 	matched, diff, err := verify(ctx, src, st.Client(), cp.leases)
 	if err != nil {
