@@ -20,6 +20,6 @@ func New() *cobra.Command {
 	// Declared here so that the Kubernetes libraries' global --version flag
 	// (of another type) does not take its place.
 	root.Flags().Bool("version", false, "Print the version and exit")
-	root.AddCommand(newServerCommand(), newKubectlCommand(), newContainerdCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newContainerdCommand())
 	return root
 }

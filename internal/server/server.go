@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/k3ha/k3ha/internal/agent"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/controlplane"
@@ -181,6 +184,21 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		return err
 	}
 	slog.Info("controllers started", "components", "kube-controller-manager,kube-scheduler")
+
+	adminClient, err := kubernetes.NewForConfig(api.LoopbackConfig())
+	if err != nil {
+		return err
+	}
+	etcdStore, _ := store.(*etcd.Etcd)
+	if err := mgr.Start(ctx, &nodeController{client: adminClient, name: n.name, ip: n.ip.String(), etcd: etcdStore, agent: !cfg.DisableAgent}); err != nil {
+		return err
+	}
+	if !cfg.DisableAgent {
+		if err := agent.Start(ctx, mgr, agent.Options{DataDir: cfg.DataDir, ServerURL: localAPI(cfg), Token: files.tokens.agent,
+			NodeName: n.name, NodeIP: n.ip, Node: cfg.Node}); err != nil {
+			return err
+		}
+	}
 
 	admin := kubeconfig.ClientCert{Server: localAPI(cfg), CAFile: l.Cert(layout.ServerCA),
 		CertFile: l.Cert(layout.AdminClient), KeyFile: l.Key(layout.AdminClient), Embed: true}

@@ -18,6 +18,10 @@ import (
 // k3haBin is the binary under test, built once for the whole suite.
 var k3haBin string
 
+// testImage is a docker-archive of the test workload (testapp), built once
+// and dropped into every node's air-gap images directory.
+var testImage []byte
+
 func TestMain(m *testing.M) {
 	var err error
 	if k3haBin, err = cluster.Binary(); err != nil {
@@ -28,8 +32,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: kubectl is not on PATH; the suite checks k3ha with the machine's own kubectl as well as `k3ha kubectl`")
 		os.Exit(1)
 	}
+	if testImage, err = cluster.TestImage(testImageRef); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	os.Exit(m.Run())
 }
+
+const testImageRef = "k3ha.invalid/e2e/testapp:1"
 
 func newServer(t *testing.T, host *harness.Host, args ...string) *cluster.Server {
 	return cluster.NewServer(t, k3haBin, host, args...)
@@ -40,3 +50,5 @@ func runK3ha(t *testing.T, host *harness.Host, args ...string) (string, int) {
 }
 
 var tail = cluster.Tail
+
+func kubectlCmd(s *cluster.Server, args ...string) *exec.Cmd { return s.KubectlCmd(args...) }

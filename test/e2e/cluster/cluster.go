@@ -68,6 +68,8 @@ func NewServer(t testing.TB, bin string, host *harness.Host, args ...string) *Se
 	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Registered before any start, so it runs after the process is killed.
+	t.Cleanup(func() { killNode(t, host.Name, dir) })
 	s.Args = append([]string{"server",
 		"--config", s.ConfigFile(),
 		"--data-dir", s.DataDir(),
@@ -145,8 +147,7 @@ func (s *Server) VerifiedClient() *http.Client {
 
 // Kubectl runs the machine's own kubectl from the root namespace against this server.
 func (s *Server) Kubectl(args ...string) (string, error) {
-	all := append([]string{"--kubeconfig", s.Kubeconfig, "--server", s.URL(), "--request-timeout", "20s"}, args...)
-	out, err := exec.Command("kubectl", all...).CombinedOutput()
+	out, err := s.KubectlCmd(args...).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
 
@@ -292,4 +293,28 @@ func (s *Server) WaitLog(t testing.TB, timeout time.Duration, substr string) {
 	harness.WaitFor(t, timeout, fmt.Sprintf("%s logs %q", s.Name, substr), func() (bool, error) {
 		return strings.Contains(s.Proc.Log(), substr), nil
 	})
+}
+
+// NewAgent prepares `k3ha agent` on host, joining serverURL with tok.
+func NewAgent(t testing.TB, bin string, host *harness.Host, serverURL, tok string, args ...string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Server{T: t, Bin: bin, Host: host, Name: host.Name, Dir: dir}
+	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killNode(t, host.Name, dir) })
+	s.Args = append([]string{"agent",
+		"--config", s.ConfigFile(),
+		"--data-dir", s.DataDir(),
+		"--node-name", host.Name,
+		"--server", serverURL,
+		"--token", tok,
+	}, args...)
+	return s
+}
+
+// KubectlCmd is the machine's kubectl against this server, not yet started.
+func (s *Server) KubectlCmd(args ...string) *exec.Cmd {
+	return exec.Command("kubectl", append([]string{"--kubeconfig", s.Kubeconfig, "--server", s.URL(), "--request-timeout", "20s"}, args...)...)
 }

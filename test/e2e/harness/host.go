@@ -105,10 +105,17 @@ func (n *Network) AddHost(t testing.TB, name string) *Host {
 	return h
 }
 
-// Command returns a command that runs inside the host's netns. ip netns exec
-// execs the program in place, so the started PID is the program's own.
+// Command returns a command that runs inside the host's netns. nsenter
+// enters only the network namespace and execs the program in place, so the
+// PID is the program's own. (ip netns exec would also give it a mount
+// namespace with a fresh /sys, which hides the cgroup filesystems a kubelet
+// needs.)
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	return exec.Command("nsenter", h.nsenterArgs(name, args)...)
+}
+
+func (h *Host) nsenterArgs(name string, args []string) []string {
+	return append([]string{"--net=/var/run/netns/" + h.NS, "--", name}, args...)
 }
 
 // Run runs a command inside the host and returns its combined output. It is
@@ -119,7 +126,7 @@ func (h *Host) Run(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "nsenter", h.nsenterArgs(name, args)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// Children that inherited the output pipe must not keep Run waiting.

@@ -1,0 +1,251 @@
+// Package agent runs a k3ha node: a local load balancer to the servers, the
+// node's certificates, containerd, the kubelet, pod networking and
+// kube-proxy. `k3ha agent` runs it alone; `k3ha server` runs it in-process
+// unless --disable-agent.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/k3ha/k3ha/internal/agent/containerd"
+	"github.com/k3ha/k3ha/internal/agent/images"
+	"github.com/k3ha/k3ha/internal/agent/kubelet"
+	"github.com/k3ha/k3ha/internal/agent/kubeproxy"
+	"github.com/k3ha/k3ha/internal/agent/loadbalancer"
+	"github.com/k3ha/k3ha/internal/agent/podnet"
+	"github.com/k3ha/k3ha/internal/component"
+	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/kubeconfig"
+	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/pki"
+	"github.com/k3ha/k3ha/internal/supervisor"
+	"github.com/k3ha/k3ha/internal/token"
+)
+
+// Options say which node to run and which cluster to join.
+type Options struct {
+	DataDir   string
+	ServerURL string
+	Token     token.Token
+	NodeName  string
+	NodeIP    net.IP
+	Node      config.Node
+}
+
+// Start brings the node up, adding each part to mgr (which stops them in
+// reverse). It returns once the kubelet runs; the node turns Ready when the
+// kubelet has registered it and pod networking is configured.
+func Start(ctx context.Context, mgr *component.Manager, o Options) error {
+	l := layout.NewAgent(o.DataDir)
+	if err := os.MkdirAll(l.Root, 0o700); err != nil {
+		return fmt.Errorf("agent dir: %w", err)
+	}
+	sup, err := supervisor.Dial(ctx, o.ServerURL, o.Token, token.RoleNode)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	cluster, err := sup.Config(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+
+	lb, err := startLoadBalancer(ctx, mgr, l, o, sup)
+	if err != nil {
+		return err
+	}
+	if err := fetchCertificates(ctx, l, o, sup, lb.URL()); err != nil {
+		return err
+	}
+	slog.Info("node certificates ready", "node", o.NodeName, "dir", l.CertDir())
+
+	endpoint := o.Node.ContainerRuntimeEndpoint
+	if endpoint == "" {
+		ctr := containerd.New(containerd.Settings{
+			Paths: containerd.Paths{
+				Root: l.ContainerdRoot(), State: l.ContainerdState(), CNIConfDir: l.CNIConfDir(),
+				CNIBinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"}, RuncRoot: l.RuncRoot(),
+			},
+			SandboxImage: images.PauseRef,
+		}, l.ContainerdLog())
+		if err := mgr.Start(ctx, ctr); err != nil {
+			return err
+		}
+		if err := importImages(ctx, ctr, l); err != nil {
+			return err
+		}
+		endpoint = ctr.Endpoint()
+	}
+
+	labels, err := parseLabels(o.Node.NodeLabels)
+	if err != nil {
+		return err
+	}
+	kl := kubelet.New(kubelet.Config{
+		NodeName: o.NodeName, NodeIP: o.NodeIP.String(),
+		RootDir: l.KubeletDir(), CertDir: l.CertDir(), PodLogsDir: l.PodLogsDir(), StaticPodDir: l.PodManifestsDir(),
+		Kubeconfig: l.Kubeconfig("kubelet"), ClientCAFile: l.Cert(layout.ClientCABundle),
+		ServingCert: l.Cert(layout.KubeletServing), ServingKey: l.Key(layout.KubeletServing),
+		RuntimeEnpoint: endpoint, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
+		CgroupRoot: "/k3ha/" + o.NodeName, NodeLabels: labels, ExtraArgs: o.Node.KubeletArgs,
+	})
+	if err := mgr.Start(ctx, kl); err != nil {
+		return err
+	}
+	slog.Info("kubelet started", "node", o.NodeName, "runtime", endpoint)
+
+	nodeClient, err := clientFor(l.Kubeconfig("kubelet"))
+	if err != nil {
+		return err
+	}
+	if err := mgr.Start(ctx, &network{cfg: podnet.Config{NodeName: o.NodeName, NodeIP: o.NodeIP,
+		ClusterCIDR: cluster.ClusterCIDR, CNIConfDir: l.CNIConfDir(), IPAMDataDir: l.IPAMDir()}, client: nodeClient}); err != nil {
+		return err
+	}
+	if !cluster.DisableKubeProxy {
+		if err := mgr.Start(ctx, kubeproxy.New(kubeproxy.Config{NodeName: o.NodeName, Kubeconfig: l.Kubeconfig("kube-proxy"),
+			ClusterCIDR: cluster.ClusterCIDR, ExtraArgs: o.Node.KubeProxyArgs})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startLoadBalancer starts the local port every client on this node uses
+// to reach the API, spread over all servers.
+func startLoadBalancer(ctx context.Context, mgr *component.Manager, l layout.Agent, o Options, sup *supervisor.Client) (*loadbalancer.LoadBalancer, error) {
+	u, err := url.Parse(o.ServerURL)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	servers := []string{u.Host}
+	if list, err := sup.APIServers(ctx); err == nil && len(list) > 0 {
+		servers = list
+	} else if err != nil {
+		slog.Warn("could not list the servers yet; starting with --server alone", "err", err)
+	}
+	lb, err := loadbalancer.New(o.Node.LBServerPort, l.LBStateFile(), servers)
+	if err != nil {
+		return nil, fmt.Errorf("agent load balancer: %w", err)
+	}
+	if err := mgr.Start(ctx, &lbComponent{lb: lb, token: o.Token}); err != nil {
+		return nil, err
+	}
+	slog.Info("load balancer ready", "address", lb.Addr(), "servers", strings.Join(lb.Servers(), ","))
+	return lb, nil
+}
+
+// fetchCertificates asks the server for this node's certificates, proving
+// with the node password that this host owns the node name, and writes
+// them with the kubeconfigs of the kubelet and kube-proxy.
+func fetchCertificates(ctx context.Context, l layout.Agent, o Options, sup *supervisor.Client, api string) error {
+	password, err := nodePassword(l.NodePasswordFile())
+	if err != nil {
+		return err
+	}
+	certs, err := sup.NodeCerts(ctx, supervisor.NodeCertsRequest{NodeName: o.NodeName, NodeIP: o.NodeIP.String(), Password: password})
+	if err != nil {
+		return fmt.Errorf("agent: node certificates: %w", err)
+	}
+	files := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{l.Cert(layout.ServerCABundle), certs.ServerCA, 0o644},
+		{l.Cert(layout.ClientCABundle), certs.ClientCA, 0o644},
+		{l.Key(layout.KubeletClient), certs.KubeletClientKey, 0o600},
+		{l.Cert(layout.KubeletClient), certs.KubeletClientCert, 0o644},
+		{l.Key(layout.KubeletServing), certs.KubeletServingKey, 0o600},
+		{l.Cert(layout.KubeletServing), certs.KubeletServingCert, 0o644},
+		{l.Key(layout.KubeProxy), certs.KubeProxyKey, 0o600},
+		{l.Cert(layout.KubeProxy), certs.KubeProxyCert, 0o644},
+	}
+	for _, f := range files {
+		if err := pki.WriteFileAtomic(f.path, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	for name, cert := range map[string]string{"kubelet": layout.KubeletClient, "kube-proxy": layout.KubeProxy} {
+		kc := kubeconfig.ClientCert{Server: api, CAFile: l.Cert(layout.ServerCABundle), CertFile: l.Cert(cert), KeyFile: l.Key(cert)}
+		if err := kc.Write(l.Kubeconfig(name), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodePassword is this host's secret for its node name, made once.
+func nodePassword(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(data)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("node password: %w", err)
+	}
+	secret, err := token.GenerateSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := pki.WriteFileAtomic(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node password: %w", err)
+	}
+	return secret, nil
+}
+
+// importImages loads the pause image and the air-gap tarballs.
+func importImages(ctx context.Context, ctr *containerd.Containerd, l layout.Agent) error {
+	c, err := ctr.Client()
+	if err != nil {
+		return fmt.Errorf("containerd client: %w", err)
+	}
+	defer c.Close()
+	if err := images.EnsurePause(ctx, c, runtime.GOARCH); err != nil {
+		return fmt.Errorf("pause image: %w", err)
+	}
+	if err := os.MkdirAll(l.ImagesDir(), 0o755); err != nil {
+		return err
+	}
+	begin := time.Now()
+	n, err := images.ImportDir(ctx, c, l.ImagesDir())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		slog.Info("images imported", "dir", l.ImagesDir(), "files", n, "took", time.Since(begin).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func parseLabels(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--node-label %q must look like key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func clientFor(kubeconfigPath string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfigPath, err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}

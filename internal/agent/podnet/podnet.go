@@ -1,0 +1,147 @@
+// Package podnet connects pods without an overlay. On every node the
+// standard CNI bridge plugin puts the pods on a Linux bridge addressed from
+// the node's pod CIDR, and a kernel route per other node sends that node's
+// pod CIDR to its InternalIP ("host routes"). Pods talk to each other with
+// their own IPs; traffic leaving the cluster is masqueraded to the node IP.
+//
+// Host routes need all nodes on one L2 network: each route's gateway (the
+// other node's InternalIP) must be directly reachable. Nodes elsewhere get a
+// warning and no route. An encapsulating backend (VXLAN) is future work.
+//
+// Only IPv4 is handled; a dual-stack cluster's IPv6 ranges are ignored.
+package podnet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Config is one node's pod network setup.
+type Config struct {
+	NodeName    string
+	NodeIP      net.IP
+	ClusterCIDR string // all pods, e.g. 10.42.0.0/16 (a comma-separated list may also hold an IPv6 range, which is ignored)
+	CNIConfDir  string // per node, e.g. <data-dir>/agent/etc/cni/net.d (containerd's CRI reads CNI config from here)
+	BridgeName  string // default "cni0"
+	// IPAMDataDir is where host-local records the addresses it handed out.
+	// Empty means host-local's machine-wide /var/lib/cni/networks; set it
+	// per node when several nodes share one filesystem (tests).
+	IPAMDataDir string
+}
+
+// DefaultBridgeName is the bridge the pods of a node hang off.
+const DefaultBridgeName = "cni0"
+
+func (c Config) bridge() string {
+	if c.BridgeName == "" {
+		return DefaultBridgeName
+	}
+	return c.BridgeName
+}
+
+// pollInterval is how often WaitPodCIDR asks for the Node; a variable so
+// tests can shorten it.
+var pollInterval = 2 * time.Second
+
+// WaitPodCIDR waits until the Node object has a pod CIDR and returns it
+// (the IPv4 one when the node has several).
+func WaitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName string) (*net.IPNet, error) {
+	waiting, lastErr := false, ""
+	for {
+		node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			cidr, err := nodePodCIDR(node)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", nodeName, err)
+			}
+			if cidr != nil {
+				slog.Info("node has its pod CIDR", "node", nodeName, "pod-cidr", cidr.String())
+				return cidr, nil
+			}
+		case apierrors.IsNotFound(err):
+			// The kubelet has not registered the node yet.
+		case ctx.Err() != nil:
+		default:
+			// API hiccups are expected while servers start; say so once
+			// per distinct error, and keep waiting.
+			if err.Error() != lastErr {
+				slog.Warn("cannot read node, retrying", "node", nodeName, "err", err)
+				lastErr = err.Error()
+			}
+		}
+		if !waiting {
+			slog.Info("waiting for the node's pod CIDR", "node", nodeName)
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the pod CIDR of node %s: %w", nodeName, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// nodePodCIDR returns the node's IPv4 pod CIDR, nil if it has none yet.
+func nodePodCIDR(node *corev1.Node) (*net.IPNet, error) {
+	cidrs := node.Spec.PodCIDRs
+	if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
+		cidrs = []string{node.Spec.PodCIDR}
+	}
+	for _, s := range cidrs {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("pod CIDR %q: %w", s, err)
+		}
+		if n.IP.To4() != nil {
+			return n, nil
+		}
+	}
+	if len(cidrs) > 0 {
+		return nil, fmt.Errorf("no IPv4 pod CIDR in %v (IPv6 pod networks are not supported)", cidrs)
+	}
+	return nil, nil
+}
+
+// internalIPv4 returns the node's first IPv4 InternalIP, nil if none.
+func internalIPv4(node *corev1.Node) net.IP {
+	for _, a := range node.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip := net.ParseIP(a.Address).To4(); ip != nil {
+			return ip
+		}
+	}
+	return nil
+}
+
+// clusterCIDRv4 returns the IPv4 range of --cluster-cidr.
+func clusterCIDRv4(s string) (*net.IPNet, error) {
+	for _, part := range strings.Split(s, ",") {
+		_, n, err := net.ParseCIDR(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("cluster CIDR %q: %w", s, err)
+		}
+		if n.IP.To4() != nil {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("cluster CIDR %q has no IPv4 range", s)
+}
+
+// within reports whether inner lies entirely inside outer.
+func within(inner, outer *net.IPNet) bool {
+	io, _ := inner.Mask.Size()
+	oo, _ := outer.Mask.Size()
+	return io >= oo && outer.Contains(inner.IP)
+}
