@@ -106,7 +106,9 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	}
 	slog.Info("kubelet started", "node", o.NodeName, "runtime", endpoint)
 
-	nodeClient, err := clientFor(l.Kubeconfig("kubelet"))
+	// The kubelet's own identity may read only its own Node; kube-proxy's
+	// (system:node-proxier) may watch all of them, which routing needs.
+	nodeClient, err := clientFor(l.Kubeconfig("kube-proxy"))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +91,236 @@ func kubectlApply(s *cluster.Server, yaml string) error {
 		return fmt.Errorf("kubectl apply: %w: %s", err, out)
 	}
 	return nil
+}
+
+// TestNodes is the original page's check and more: three servers and an
+// agent are Ready with the right roles, pods spread over them and reach each
+// other and a Service, the agent outlives the server it joined, bad agents
+// are refused, and deleting a server's Node removes its etcd member.
+func TestNodes(t *testing.T) {
+	n := harness.NewNetwork(t)
+	var servers []*cluster.Server
+	for i := 1; i <= 3; i++ {
+		var args []string
+		if i == 1 {
+			args = []string{"--cluster-init"}
+		} else {
+			args = []string{"--server", servers[0].URL()}
+		}
+		s := newServer(t, n.AddHost(t, fmt.Sprintf("s%d", i)), args...)
+		s.Env = []string{"K3HA_TOKEN=" + haToken}
+		withTestImage(t, s)
+		s.Start()
+		s.WaitReady()
+		servers = append(servers, s)
+	}
+	s1, s2, s3 := servers[0], servers[1], servers[2]
+	agentToken := readFile(t, filepath.Join(s1.DataDir(), "server", "agent-token"))
+	a := cluster.NewAgent(t, k3haBin, n.AddHost(t, "a1"), s1.URL(), agentToken)
+	withTestImage(t, a)
+	a.Start()
+	for _, node := range []string{"s1", "s2", "s3", "a1"} {
+		waitNodeReady(t, s2, node)
+	}
+
+	t.Run("roles", func(t *testing.T) {
+		out := s2.MustKubectl("get", "nodes", "--no-headers", "-o", "custom-columns=NAME:.metadata.name")
+		if strings.Join(strings.Fields(out), ",") != "a1,s1,s2,s3" {
+			t.Fatalf("nodes: %s", out)
+		}
+		harness.WaitFor(t, time.Minute, "roles on every node", func() (bool, error) {
+			out, err := s2.Kubectl("get", "nodes", "--no-headers")
+			roles := map[string]string{}
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) >= 3 {
+					roles[f[0]] = f[2]
+				}
+			}
+			ok := roles["a1"] == "<none>"
+			for _, s := range []string{"s1", "s2", "s3"} {
+				ok = ok && roles[s] == "control-plane,etcd,master"
+			}
+			return ok, fmt.Errorf("%v:\n%s", err, out)
+		})
+		ann := s2.MustKubectl("get", "node", "s3", "-o", `jsonpath={.metadata.annotations.etcd\.k3ha\.io/node-name} {.metadata.annotations.etcd\.k3ha\.io/node-address}`)
+		if ann != "s3 "+s3.Host.IP.String() {
+			t.Fatalf("etcd annotations of s3: %q", ann)
+		}
+	})
+
+	t.Run("pods spread and reach each other", func(t *testing.T) {
+		if err := kubectlApply(s1, spreadDeployment); err != nil {
+			t.Fatal(err)
+		}
+		var pods [][3]string // name, node, IP
+		harness.WaitFor(t, 3*time.Minute, "4 pods Running on 4 nodes", func() (bool, error) {
+			out, err := s1.Kubectl("get", "pods", "-l", "app=spread", "-o",
+				`jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP} {.status.phase}{"\n"}{end}`)
+			pods = nil
+			nodes := map[string]bool{}
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 4 && f[3] == "Running" {
+					pods = append(pods, [3]string{f[0], f[1], f[2]})
+					nodes[f[1]] = true
+				}
+			}
+			return len(pods) == 4 && len(nodes) == 4, fmt.Errorf("%v:\n%s", err, out)
+		})
+		for i, from := range pods {
+			to := pods[(i+1)%len(pods)]
+			out, err := s1.Kubectl("exec", from[0], "--", "/app", "get", "http://"+to[2]+":8080/")
+			if err != nil || !strings.Contains(out, "hello from "+to[0]) {
+				t.Errorf("pod %s on %s → pod %s on %s by IP: %v %s\n%s", from[0], from[1], to[0], to[1], err, out,
+					netDiagnostics(t, n, from[1], to[1]))
+			}
+		}
+		ip := s1.MustKubectl("get", "service", "spread", "-o", "jsonpath={.spec.clusterIP}")
+		harness.WaitFor(t, time.Minute, "the Service answers from every node", func() (bool, error) {
+			for _, p := range pods {
+				out, err := s1.Kubectl("exec", p[0], "--", "/app", "get", "http://"+ip+"/")
+				if err != nil || !strings.Contains(out, "hello from spread-") {
+					return false, fmt.Errorf("from %s on %s: %v %s", p[0], p[1], err, out)
+				}
+			}
+			return true, nil
+		})
+	})
+
+	t.Run("logs and exec on the agent", func(t *testing.T) {
+		if err := kubectlApply(s2, podYAML("on-agent", "a1")); err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, s2, "on-agent")
+		out, err := s3.Kubectl("exec", "on-agent", "--", "/app", "get", "http://127.0.0.1:8080/ping")
+		if err != nil || !strings.Contains(out, "hello from on-agent") {
+			t.Fatalf("exec: %v %s", err, out)
+		}
+		harness.WaitFor(t, time.Minute, "kubectl logs", func() (bool, error) {
+			out, err := s3.Kubectl("logs", "on-agent")
+			return strings.Contains(out, "request GET /ping"), fmt.Errorf("%v: %s", err, out)
+		})
+	})
+
+	t.Run("the agent outlives the server it joined", func(t *testing.T) {
+		if err := s1.Proc.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		harness.WaitFor(t, 2*time.Minute, "a1 renews its lease through another server", func() (bool, error) {
+			out, err := s2.Kubectl("get", "lease", "-n", "kube-node-lease", "a1", "-o", "jsonpath={.spec.renewTime}")
+			renewed, perr := time.Parse(time.RFC3339Nano, out)
+			if err != nil || perr != nil {
+				return false, fmt.Errorf("%v %v: %s", err, perr, out)
+			}
+			return renewed.After(killed.Add(time.Second)), nil
+		})
+		waitNodeReady(t, s2, "a1")
+		if err := kubectlApply(s2, strings.Replace(podYAML("after-kill", "a1"), "  nodeName: a1\n", "  nodeSelector: {kubernetes.io/hostname: a1}\n", 1)); err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, s2, "after-kill")
+		s1.Start()
+		s1.WaitReady()
+	})
+
+	t.Run("bad agents are refused", func(t *testing.T) {
+		cases := []struct {
+			name, node, token, want string
+		}{
+			{"wrong token", "a2", "K10" + agentToken[3:67] + "::node:wrong", "token rejected by"},
+			{"taken node name", "a1", agentToken, `node name "a1" belongs to another host`},
+		}
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				h := n.AddHost(t, fmt.Sprintf("x%d", i))
+				bad := cluster.NewAgent(t, k3haBin, h, s2.URL(), c.token, "--node-name", c.node)
+				bad.Start()
+				code, err := bad.Proc.Wait(2 * time.Minute)
+				if err != nil || code == 0 || !strings.Contains(bad.Proc.Log(), c.want) {
+					t.Fatalf("exit %d %v, want an error mentioning %q:\n%s", code, err, c.want, tail(bad.Proc.Log(), 15))
+				}
+			})
+		}
+		waitNodeReady(t, s2, "a1")
+	})
+
+	t.Run("deleting a server's node removes its etcd member", func(t *testing.T) {
+		s2.MustKubectl("delete", "node", "s3")
+		harness.WaitFor(t, time.Minute, "two etcd members", func() (bool, error) {
+			names := memberNames(t, s2)
+			return len(names) == 2, fmt.Errorf("%v", names)
+		})
+		code, err := s3.Proc.Wait(time.Minute)
+		if err != nil || code == 0 {
+			t.Fatalf("s3 kept running after its member was removed: %d %v", code, err)
+		}
+		s3.Start()
+		code, err = s3.Proc.Wait(time.Minute)
+		if err != nil || code == 0 || !strings.Contains(s3.Proc.Log(), "removed from the cluster") || !strings.Contains(s3.Proc.Log(), "--server") {
+			t.Fatalf("restart of a removed server: exit %d %v:\n%s", code, err, tail(s3.Proc.Log(), 15))
+		}
+		if err := putConfigMap(t, s2, "after-removal", "ok"); err != nil {
+			t.Fatalf("write after the removal: %v", err)
+		}
+	})
+}
+
+const spreadDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: spread
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {app: spread}
+  template:
+    metadata:
+      labels: {app: spread}
+    spec:
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector:
+          matchLabels: {app: spread}
+      containers:
+      - name: app
+        image: ` + testImageRef + `
+        imagePullPolicy: Never
+        args: ["serve", ":8080"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: spread
+spec:
+  selector: {app: spread}
+  ports:
+  - port: 80
+    targetPort: 8080
+`
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// netDiagnostics shows the routes and filter rules of two nodes, for a
+// failed pod-to-pod check.
+func netDiagnostics(t *testing.T, n *harness.Network, nodes ...string) string {
+	var b strings.Builder
+	for _, node := range nodes {
+		h := n.Host(node)
+		if h == nil {
+			continue
+		}
+		routes, _ := h.Run(t, "ip", "route")
+		rules, _ := h.Run(t, "iptables-save")
+		fmt.Fprintf(&b, "--- %s routes:\n%s--- %s iptables:\n%s", node, routes, node, rules)
+	}
+	return b.String()
 }

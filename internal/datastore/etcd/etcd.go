@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -216,6 +217,9 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 	}
 	e.srv = srv
 	if err := waitReady(ctx, srv, name); err != nil {
+		if e.mode == Existing && removedFromCluster(ctx, l, srv, peerURLs) {
+			err = removedError(l)
+		}
 		e.closeServer()
 		return err
 	}
@@ -362,7 +366,7 @@ func (e *Etcd) watchServer() {
 	case <-e.srv.Server.StopNotify():
 		err = errors.New("etcd server stopped")
 		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) {
-			err = errors.New("etcd server stopped: this member was removed from the cluster (e.g. its Node was deleted)")
+			err = removedError(e.cfg.Layout)
 		}
 	case err = <-e.srv.Err():
 		err = fmt.Errorf("etcd server failed: %w", err)
@@ -553,4 +557,41 @@ func overlaps(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// removedError tells a removed member's operator how to rejoin.
+func removedError(l layout.Server) error {
+	return fmt.Errorf("this server was removed from the cluster (its etcd member was removed, e.g. because its Node was deleted), so its etcd data is stale; "+
+		"to rejoin, stop it, delete %s and start it again with --server https://<a running server>:6443 and the cluster's token", l.EtcdDir())
+}
+
+// removedFromCluster asks the other members whether this one still
+// belongs: a member removed while it was down learns it only from them.
+func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd, ours []string) bool {
+	var endpoints []string
+	for _, m := range srv.Server.Cluster().Members() {
+		if !slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) }) {
+			endpoints = append(endpoints, m.ClientURLs...)
+		}
+	}
+	if len(endpoints) == 0 {
+		return false
+	}
+	c, err := newClient(l, endpoints)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	askCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	resp, err := c.MemberList(askCtx)
+	if err != nil {
+		return false
+	}
+	for _, m := range resp.Members {
+		if slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) }) {
+			return false
+		}
+	}
+	return true
 }
