@@ -5,6 +5,7 @@ package e2e
 import (
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,4 +166,54 @@ func TestExternalMariaDB(t *testing.T) {
 	if ca1 == "" || ca1 != ca2 {
 		t.Fatal("the servers serve different CAs")
 	}
+}
+
+// TestExternalEtcd points servers at an etcd they do not run: here the
+// embedded etcd of another k3ha server, reached over its client port with
+// mutual TLS (--datastore-cafile/-certfile/-keyfile), as an external etcd
+// cluster would be.
+func TestExternalEtcd(t *testing.T) {
+	n := harness.NewNetwork(t)
+	e := newServer(t, n.AddHost(t, "etcd"), "--disable-agent", "--cluster-init")
+	e.Env = []string{"K3HA_TOKEN=" + haToken}
+	e.Start()
+	e.WaitReady()
+	tlsDir := filepath.Join(e.DataDir(), "server", "tls")
+	endpoint := "https://" + net.JoinHostPort(e.Host.IP.String(), "2379")
+	args := func(ca string) []string {
+		return []string{"--disable-agent", "--datastore-endpoint", endpoint, "--datastore-cafile", ca,
+			"--datastore-certfile", filepath.Join(tlsDir, "etcd", "client.crt"),
+			"--datastore-keyfile", filepath.Join(tlsDir, "etcd", "client.key")}
+	}
+
+	t.Run("a certificate the etcd refuses is retried, not half-started", func(t *testing.T) {
+		// The wrong CA: the client refuses etcd's serving certificate.
+		bad := newServer(t, n.AddHost(t, "bad"), args(filepath.Join(tlsDir, "server-ca.crt"))...)
+		bad.Env = []string{"K3HA_TOKEN=" + haToken}
+		bad.Start()
+		bad.WaitLog(t, time.Minute, `msg="datastore does not answer; retrying" attempt=2`)
+		if strings.Contains(bad.Proc.Log(), "kube-apiserver ready") {
+			t.Fatal("the apiserver started although the datastore does not answer")
+		}
+		if err := bad.Proc.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bad.Proc.Wait(15 * time.Second); err != nil {
+			t.Fatalf("SIGTERM while waiting for the datastore: %v", err)
+		}
+	})
+
+	t.Run("servers share the external etcd", func(t *testing.T) {
+		s := newServer(t, n.AddHost(t, "s1"), args(filepath.Join(tlsDir, "etcd", "server-ca.crt"))...)
+		s.Env = []string{"K3HA_TOKEN=" + haToken}
+		s.Start()
+		s.WaitReady()
+		if err := putConfigMap(t, s, "from-s1", "s1"); err != nil {
+			t.Fatal(err)
+		}
+		waitConfigMap(t, e, "from-s1", "s1")
+		if code := dbInfoStatus(t, s); code != 404 {
+			t.Errorf("/db/info on a server without embedded etcd: %d, want 404", code)
+		}
+	})
 }
