@@ -53,18 +53,20 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	if err := os.MkdirAll(l.Root, 0o700); err != nil {
 		return fmt.Errorf("agent dir: %w", err)
 	}
-	sup, err := supervisor.Dial(ctx, o.ServerURL, o.Token, token.RoleNode)
+	// Everything goes through the load balancer, even the first contact: a
+	// restarted agent then reaches the cluster from the server list it kept,
+	// though the server it first joined may be gone.
+	lb, err := startLoadBalancer(ctx, mgr, l, o)
+	if err != nil {
+		return err
+	}
+	sup, err := supervisor.Dial(ctx, lb.URL(), o.Token, token.RoleNode)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	cluster, err := sup.Config(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
-	}
-
-	lb, err := startLoadBalancer(ctx, mgr, l, o, sup)
-	if err != nil {
-		return err
 	}
 	if err := fetchCertificates(ctx, l, o, sup, lb.URL()); err != nil {
 		return err
@@ -126,19 +128,14 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 }
 
 // startLoadBalancer starts the local port every client on this node uses
-// to reach the API, spread over all servers.
-func startLoadBalancer(ctx context.Context, mgr *component.Manager, l layout.Agent, o Options, sup *supervisor.Client) (*loadbalancer.LoadBalancer, error) {
+// to reach the API, spread over all servers: --server at first, with the
+// list kept from earlier runs; the list is refreshed from the cluster.
+func startLoadBalancer(ctx context.Context, mgr *component.Manager, l layout.Agent, o Options) (*loadbalancer.LoadBalancer, error) {
 	u, err := url.Parse(o.ServerURL)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
-	servers := []string{u.Host}
-	if list, err := sup.APIServers(ctx); err == nil && len(list) > 0 {
-		servers = list
-	} else if err != nil {
-		slog.Warn("could not list the servers yet; starting with --server alone", "err", err)
-	}
-	lb, err := loadbalancer.New(o.Node.LBServerPort, l.LBStateFile(), servers)
+	lb, err := loadbalancer.New(o.Node.LBServerPort, l.LBStateFile(), []string{u.Host})
 	if err != nil {
 		return nil, fmt.Errorf("agent load balancer: %w", err)
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -199,6 +200,15 @@ func TestNodes(t *testing.T) {
 			out, err := s3.Kubectl("logs", "on-agent")
 			return strings.Contains(out, "request GET /ping"), fmt.Errorf("%v: %s", err, out)
 		})
+		pf := s3.KubectlCmd("port-forward", "pod/on-agent", "18080:8080")
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = pf.Process.Kill(); _ = pf.Wait() }()
+		harness.WaitFor(t, time.Minute, "kubectl port-forward", func() (bool, error) {
+			out, err := exec.Command("curl", "-s", "--max-time", "3", "http://127.0.0.1:18080/forwarded").CombinedOutput()
+			return strings.Contains(string(out), "hello from on-agent"), fmt.Errorf("%v: %s", err, out)
+		})
 	})
 
 	t.Run("the agent outlives the server it joined", func(t *testing.T) {
@@ -219,6 +229,18 @@ func TestNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitPodRunning(t, s2, "after-kill")
+
+		// Restarted while the server it joined is still down, the agent
+		// finds the others from the list it keeps on disk.
+		a.Stop(30 * time.Second)
+		restarted := time.Now()
+		a.Start()
+		harness.WaitFor(t, 2*time.Minute, "the restarted a1 renews its lease", func() (bool, error) {
+			out, err := s2.Kubectl("get", "lease", "-n", "kube-node-lease", "a1", "-o", "jsonpath={.spec.renewTime}")
+			renewed, perr := time.Parse(time.RFC3339Nano, out)
+			return err == nil && perr == nil && renewed.After(restarted), fmt.Errorf("%v %v: %s", err, perr, out)
+		})
+		waitNodeReady(t, s2, "a1")
 		s1.Start()
 		s1.WaitReady()
 	})
