@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/k3ha/k3ha/internal/pki"
+	"github.com/k3ha/k3ha/internal/testutil/logtest"
 	"github.com/k3ha/k3ha/internal/token"
 )
 
@@ -103,33 +104,6 @@ func startTLS(t *testing.T, serving tls.Certificate, h http.Handler) *httptest.S
 	return srv
 }
 
-// captureLogs sends slog's default logger to a buffer for the test.
-func captureLogs(t *testing.T) *syncBuffer {
-	t.Helper()
-	buf := &syncBuffer{}
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	t.Cleanup(func() { slog.SetDefault(old) })
-	return buf
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func noSecrets(t *testing.T, what string) {
 	t.Helper()
 	for _, pw := range []string{clientTestServerPW, clientTestAgentPW} {
@@ -146,7 +120,7 @@ func timeoutCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestClientSecureTokenEndToEnd(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 	rec := &authRecorder{}
 	srv := startTLS(t, serving, rec.wrap(clientTestSupervisor(caPEM).Wrap(http.NotFoundHandler())))
@@ -214,7 +188,7 @@ func TestClientSecureTokenEndToEnd(t *testing.T) {
 }
 
 func TestClientDialHashMismatch(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 	otherPEM, _ := clientTestPKI(t)
 	rec := &authRecorder{}
@@ -239,7 +213,7 @@ func TestClientDialHashMismatch(t *testing.T) {
 }
 
 func TestClientBareSecret(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 	srv := startTLS(t, serving, clientTestSupervisor(caPEM).Wrap(http.NotFoundHandler()))
 	ctx := timeoutCtx(t, 5*time.Second)
@@ -276,7 +250,7 @@ func TestClientBareSecret(t *testing.T) {
 }
 
 func TestClientRejectedAndForbidden(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 	srv := startTLS(t, serving, clientTestSupervisor(caPEM).Wrap(http.NotFoundHandler()))
 	ctx := timeoutCtx(t, 5*time.Second)
@@ -314,7 +288,7 @@ func TestClientRejectedAndForbidden(t *testing.T) {
 }
 
 func TestClientRetriesUntilServerUp(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 
 	// Find a free port, then bring the server up on it a little later.
@@ -366,7 +340,7 @@ func TestClientRetriesUntilServerUp(t *testing.T) {
 }
 
 func TestClientGivesUpWhenContextEnds(t *testing.T) {
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +363,7 @@ func TestClientGivesUpWhenContextEnds(t *testing.T) {
 }
 
 func TestClientRetries5xxNot4xx(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	caPEM, serving := clientTestPKI(t)
 	var mu sync.Mutex
 	calls := map[string]int{}
@@ -444,7 +418,7 @@ func TestClientRetries5xxNot4xx(t *testing.T) {
 }
 
 func TestClientDialCertNotFromServedCA(t *testing.T) {
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.Never)
 	_, serving := clientTestPKI(t)
 	otherPEM, _ := clientTestPKI(t)
 	rec := &authRecorder{}

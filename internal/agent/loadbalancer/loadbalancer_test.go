@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/k3ha/k3ha/internal/testutil/logtest"
 )
 
 // backend is a stand-in API server: it greets each connection with its
@@ -207,32 +209,6 @@ func isDown(lb *LoadBalancer, addr string) bool {
 	return s != nil && s.down
 }
 
-// captureLogs sends slog output to a buffer for the rest of the test.
-func captureLogs(t *testing.T) *syncBuffer {
-	buf := &syncBuffer{}
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(buf, nil)))
-	t.Cleanup(func() { slog.SetDefault(old) })
-	return buf
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func byName(bs ...*backend) map[string]*backend {
 	m := map[string]*backend{}
 	for _, b := range bs {
@@ -343,7 +319,7 @@ func TestAllDownStillTried(t *testing.T) {
 }
 
 func TestHangingServerConnectionsClosed(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelInfo, logtest.Never)
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	backends := byName(a, b)
 	lb := newLB(t, a, b)
@@ -444,7 +420,7 @@ func TestSetServersClosesRemovedAndPersists(t *testing.T) {
 }
 
 func TestSetServersEmptyIgnored(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelInfo, logtest.Never)
 	a := newBackend(t, "a")
 	statePath := filepath.Join(t.TempDir(), "lb.json")
 	lb, err := New(0, statePath, []string{a.addr})
@@ -499,7 +475,7 @@ func TestRunEndClosesListenerAndConnections(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelInfo, logtest.Never)
 	lb, err := New(0, "", []string{"127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)

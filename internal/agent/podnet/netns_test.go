@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/k3ha/k3ha/internal/testutil/logtest"
 )
 
 // inNetnsEnv tells the test binary it was started inside a scratch network
@@ -79,24 +80,6 @@ func iptablesS(t *testing.T, table, chain string) string {
 	return string(out)
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestInNetns(t *testing.T) {
 	if os.Getenv(inNetnsEnv) == "" {
 		t.Skip("run by TestNetns inside a scratch network namespace")
@@ -152,7 +135,7 @@ func eventually(t *testing.T, what string, ok func() bool) {
 }
 
 func testRoutesInNetns(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	// Not restored: this process exists only for TestInNetns.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), nil)))
 	oldResync := resyncInterval

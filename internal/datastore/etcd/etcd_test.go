@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,41 +19,8 @@ import (
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/logging"
 	"github.com/k3ha/k3ha/internal/pki"
+	"github.com/k3ha/k3ha/internal/testutil/logtest"
 )
-
-// logBuffer collects the slog lines of a test; etcd's goroutines write to
-// it concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// captureLogs sends slog's default logger into a buffer for the test.
-func captureLogs(t *testing.T) *logBuffer {
-	t.Helper()
-	buf := &logBuffer{}
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	t.Cleanup(func() {
-		slog.SetDefault(old)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return buf
-}
 
 // newCAs makes the cluster-wide etcd CAs in a layout of their own.
 func newCAs(t *testing.T) layout.Server {
@@ -171,7 +136,7 @@ func TestHasData(t *testing.T) {
 }
 
 func TestSingleMemberRestartKeepsData(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.OnFailureOrVerbose)
 	n := newTestNode(t, "solo", "127.0.0.1", newCAs(t))
 	ctx := testCtx(t)
 
@@ -241,7 +206,7 @@ func TestSingleMemberRestartKeepsData(t *testing.T) {
 }
 
 func TestJoinAsLearnerThenPromoted(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.OnFailureOrVerbose)
 	cas := newCAs(t)
 	ctx := testCtx(t)
 

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,38 +20,8 @@ import (
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/logging"
 	"github.com/k3ha/k3ha/internal/pki"
+	"github.com/k3ha/k3ha/internal/testutil/logtest"
 )
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func captureLogs(t *testing.T) *logBuffer {
-	t.Helper()
-	buf := &logBuffer{}
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	t.Cleanup(func() {
-		slog.SetDefault(old)
-		if t.Failed() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return buf
-}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -107,11 +75,11 @@ func newNode(t *testing.T) node {
 	}}}
 }
 
-// fillSQLite writes keys through kine into the node's SQLite file, the way
-// a server's apiserver would, and returns what a migration must copy.
-func fillSQLite(t *testing.T, n node, keys int) map[string]string {
+// startKine serves the node's SQLite file through kine, as a server's
+// apiserver uses it, and returns a client of it; stop closes the client
+// and stops kine.
+func startKine(t *testing.T, ctx context.Context, n node) (c *clientv3.Client, stop func()) {
 	t.Helper()
-	ctx := testCtx(t)
 	if err := os.MkdirAll(n.l.DBDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +87,24 @@ func fillSQLite(t *testing.T, n node, keys int) map[string]string {
 	if err := k.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer k.Stop()
 	c, err := k.Endpoint().Client(logging.Zap("test"))
 	if err != nil {
+		k.Stop()
 		t.Fatal(err)
 	}
-	defer c.Close()
+	return c, func() {
+		c.Close()
+		k.Stop()
+	}
+}
+
+// fillSQLite writes keys through kine into the node's SQLite file, the way
+// a server's apiserver would, and returns what a migration must copy.
+func fillSQLite(t *testing.T, n node, keys int) map[string]string {
+	t.Helper()
+	ctx := testCtx(t)
+	c, stop := startKine(t, ctx, n)
+	defer stop()
 	want := map[string]string{}
 	// kine serves the apiserver's requests: writes are transactions
 	// guarded by the key's current revision.
@@ -234,7 +214,7 @@ func sameMaps(t *testing.T, got, want map[string]string) {
 }
 
 func TestMigrate(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	want := fillSQLite(t, n, 700)
 	if !Needed(n.l) {
@@ -304,7 +284,7 @@ func TestMigrate(t *testing.T) {
 }
 
 func TestFailedMigrationChangesNothingAndCanBeRetried(t *testing.T) {
-	logs := captureLogs(t)
+	logs := logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	want := fillSQLite(t, n, 400)
 	before := fileSum(t, n.l.SQLiteFile())
@@ -358,7 +338,7 @@ func TestFailedMigrationChangesNothingAndCanBeRetried(t *testing.T) {
 }
 
 func TestFinishAfterACrashBeforeTheSQLiteRename(t *testing.T) {
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	fillSQLite(t, n, 10)
 	res, err := Run(testCtx(t), Options{Layout: n.l, Etcd: n.cfg})
@@ -390,7 +370,7 @@ func TestFinishAfterACrashBeforeTheSQLiteRename(t *testing.T) {
 }
 
 func TestVerifyFindsDifferences(t *testing.T) {
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	fillSQLite(t, n, 50)
 	ctx := testCtx(t)
@@ -442,7 +422,7 @@ func TestVerifyFindsDifferences(t *testing.T) {
 
 func TestSmallBatches(t *testing.T) {
 	// Values larger than a batch's byte budget go alone; nothing is lost.
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	n.cfg.ExtraArgs = append(n.cfg.ExtraArgs, "max-txn-ops=3", "max-request-bytes=4096")
 	want := fillSQLite(t, n, 40)
@@ -484,22 +464,11 @@ func TestNotAKineFile(t *testing.T) {
 func TestReadsTheWALOfAKilledServer(t *testing.T) {
 	// A server killed with SIGKILL leaves its last writes in state.db-wal;
 	// the read-only source must still see them.
-	captureLogs(t)
+	logtest.Capture(t, slog.LevelDebug, logtest.OnFailure)
 	n := newNode(t)
 	ctx := testCtx(t)
-	if err := os.MkdirAll(n.l.DBDir(), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	k := kine.New(kine.Config{DSN: kine.SQLiteDSN(n.l.SQLiteFile()), Socket: filepath.Join(t.TempDir(), "kine.sock")})
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
-	c, err := k.Endpoint().Client(logging.Zap("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, stop := startKine(t, ctx, n)
+	defer stop()
 	key := "/registry/configmaps/default/in-wal"
 	if _, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).Then(clientv3.OpPut(key, "v")).Commit(); err != nil {
 		t.Fatal(err)

@@ -63,19 +63,29 @@ type Server struct {
 // NewServer prepares a server on host; nothing runs until Start.
 func NewServer(t testing.TB, bin string, host *harness.Host, args ...string) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	s := &Server{T: t, Bin: bin, Host: host, Name: host.Name, Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig.yaml")}
-	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Registered before any start, so it runs after the process is killed.
-	t.Cleanup(func() { killNode(t, host.Name, dir) })
+	s := newNode(t, bin, host)
+	s.Kubeconfig = filepath.Join(s.Dir, "kubeconfig.yaml")
 	s.Args = append([]string{"server",
 		"--config", s.ConfigFile(),
 		"--data-dir", s.DataDir(),
 		"--write-kubeconfig", s.Kubeconfig,
 		"--node-name", host.Name,
 	}, args...)
+	return s
+}
+
+// newNode is what a server and an agent share: a directory of their own
+// with an empty config file, and the killing of what is left of the node
+// after the test.
+func newNode(t testing.TB, bin string, host *harness.Host) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Server{T: t, Bin: bin, Host: host, Name: host.Name, Dir: dir}
+	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before any start, so it runs after the process is killed.
+	t.Cleanup(func() { killNode(t, host.Name, dir) })
 	return s
 }
 
@@ -298,12 +308,7 @@ func (s *Server) WaitLog(t testing.TB, timeout time.Duration, substr string) {
 // NewAgent prepares `k3ha agent` on host, joining serverURL with tok.
 func NewAgent(t testing.TB, bin string, host *harness.Host, serverURL, tok string, args ...string) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	s := &Server{T: t, Bin: bin, Host: host, Name: host.Name, Dir: dir}
-	if err := os.WriteFile(s.ConfigFile(), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { killNode(t, host.Name, dir) })
+	s := newNode(t, bin, host)
 	s.Args = append([]string{"agent",
 		"--config", s.ConfigFile(),
 		"--data-dir", s.DataDir(),

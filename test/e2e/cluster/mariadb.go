@@ -1,15 +1,11 @@
 package cluster
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +22,7 @@ type MariaDB struct {
 	Password string
 	Proc     *harness.Process
 
-	uid, gid int
+	as account
 }
 
 // MariaDBAvailable reports whether the server programs are installed.
@@ -48,18 +44,12 @@ func NewMariaDB(t testing.TB, host *harness.Host) *MariaDB {
 	if err := MariaDBAvailable(); err != nil {
 		t.Fatal(err)
 	}
-	uid, gid, err := unprivileged("mysql", "nobody")
+	as, err := unprivileged("mysql", "nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "k3ha-e2e-mariadb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pw := make([]byte, 12)
-	rand.Read(pw)
-	m := &MariaDB{T: t, Host: host, Dir: dir, Password: hex.EncodeToString(pw), uid: uid, gid: gid}
+	dir := dbDir(t, "k3ha-e2e-mariadb-")
+	m := &MariaDB{T: t, Host: host, Dir: dir, Password: dbPassword(), as: as}
 	if err := os.Mkdir(m.dataDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -68,21 +58,9 @@ func NewMariaDB(t testing.TB, host *harness.Host) *MariaDB {
 	if err := os.WriteFile(m.initFile(), []byte(initSQL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{m.initFile(), m.dataDir(), dir} {
-		if err := os.Chown(f, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	install := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+m.dataDir(),
+	as.own(t, m.initFile(), m.dataDir(), dir)
+	as.run(t, dir, "mariadb-install-db", "--no-defaults", "--datadir="+m.dataDir(),
 		"--auth-root-authentication-method=normal", "--skip-test-db")
-	install.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
 	return m
 }
 
@@ -101,15 +79,11 @@ func (m *MariaDB) DSN(database string) string {
 // until it accepts connections.
 func (m *MariaDB) Start() {
 	m.T.Helper()
-	m.Proc = m.Host.Start(m.T, filepath.Join(m.Dir, "mariadb.log"), nil, "setpriv",
-		"--reuid="+strconv.Itoa(m.uid), "--regid="+strconv.Itoa(m.gid), "--clear-groups",
+	m.Proc = m.as.startServer(m.T, m.Host, filepath.Join(m.Dir, "mariadb.log"),
 		"mariadbd", "--no-defaults", "--datadir="+m.dataDir(), "--bind-address="+m.Host.IP.String(), "--port=3306",
 		"--socket="+filepath.Join(m.Dir, "mysqld.sock"), "--pid-file="+filepath.Join(m.Dir, "mysqld.pid"),
 		"--init-file="+m.initFile(), "--skip-name-resolve", "--max-connections=300")
-	harness.WaitFor(m.T, time.Minute, "mariadb accepts connections", func() (bool, error) {
-		if m.Proc.Exited() {
-			m.T.Fatalf("mariadbd exited:\n%s", Tail(m.Proc.Log(), 20))
-		}
+	waitAccepting(m.T, m.Proc, "mariadbd", func() (bool, error) {
 		c, err := net.DialTimeout("tcp", m.Addr(), 2*time.Second)
 		if err != nil {
 			return false, err

@@ -1,13 +1,10 @@
 package cluster
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,8 +25,8 @@ type Postgres struct {
 	Password string
 	Proc     *harness.Process
 
-	bin      string
-	uid, gid int
+	bin string
+	as  account
 }
 
 // PostgresBinDir finds the server programs: Debian keeps them under
@@ -52,20 +49,6 @@ func PostgresBinDir() (string, error) {
 	return "", fmt.Errorf("no PostgreSQL server programs (initdb) found; install Debian's postgresql package (.ci/run does)")
 }
 
-// unprivileged is the account database servers run as: they refuse root.
-func unprivileged(names ...string) (uid, gid int, err error) {
-	for _, name := range names {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		return uid, gid, nil
-	}
-	return 0, 0, fmt.Errorf("none of the accounts %v exists", names)
-}
-
 // NewPostgres initialises a database cluster with a superuser k3ha and a
 // random password; nothing runs until Start.
 func NewPostgres(t testing.TB, host *harness.Host) *Postgres {
@@ -74,22 +57,12 @@ func NewPostgres(t testing.TB, host *harness.Host) *Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, gid, err := unprivileged("postgres", "nobody")
+	as, err := unprivileged("postgres", "nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not t.TempDir: its parents are private to root, and postgres runs as another user.
-	dir, err := os.MkdirTemp("", "k3ha-e2e-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pw := make([]byte, 12)
-	rand.Read(pw)
-	p := &Postgres{T: t, Host: host, Dir: dir, Password: hex.EncodeToString(pw), bin: bin, uid: uid, gid: gid}
+	dir := dbDir(t, "k3ha-e2e-pg-")
+	p := &Postgres{T: t, Host: host, Dir: dir, Password: dbPassword(), bin: bin, as: as}
 	pwFile := filepath.Join(dir, "pwfile")
 	if err := os.WriteFile(pwFile, []byte(p.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,18 +70,9 @@ func NewPostgres(t testing.TB, host *harness.Host) *Postgres {
 	if err := os.Mkdir(p.dataDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{pwFile, p.dataDir(), dir} {
-		if err := os.Chown(f, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", p.dataDir(), "-U", "k3ha", "--pwfile", pwFile,
+	as.own(t, pwFile, p.dataDir(), dir)
+	as.run(t, dir, filepath.Join(bin, "initdb"), "-D", p.dataDir(), "-U", "k3ha", "--pwfile", pwFile,
 		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	initdb.Dir = dir
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
 	// Servers connect from the other test hosts.
 	hba, err := os.OpenFile(filepath.Join(p.dataDir(), "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -133,15 +97,11 @@ func (p *Postgres) DSN(database string) string {
 // until it accepts connections. The harness kills it with the test.
 func (p *Postgres) Start() {
 	p.T.Helper()
-	p.Proc = p.Host.Start(p.T, filepath.Join(p.Dir, "postgres.log"), nil, "setpriv",
-		"--reuid="+strconv.Itoa(p.uid), "--regid="+strconv.Itoa(p.gid), "--clear-groups",
+	p.Proc = p.as.startServer(p.T, p.Host, filepath.Join(p.Dir, "postgres.log"),
 		filepath.Join(p.bin, "postgres"), "-D", p.dataDir(),
 		"-c", "listen_addresses="+p.Host.IP.String(), "-c", "unix_socket_directories="+p.Dir,
 		"-c", "max_connections=300")
-	harness.WaitFor(p.T, time.Minute, "postgres accepts connections", func() (bool, error) {
-		if p.Proc.Exited() {
-			p.T.Fatalf("postgres exited:\n%s", Tail(p.Proc.Log(), 20))
-		}
+	waitAccepting(p.T, p.Proc, "postgres", func() (bool, error) {
 		out, err := exec.Command(filepath.Join(p.bin, "pg_isready"), "-h", p.Host.IP.String(), "-p", "5432", "-t", "2").CombinedOutput()
 		return err == nil, fmt.Errorf("%v: %s", err, out)
 	})
