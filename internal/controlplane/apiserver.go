@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/k3ha/k3ha/internal/component"
 )
 
 // APIServer is the embedded kube-apiserver.
@@ -34,7 +36,7 @@ type APIServer struct {
 	// over one lease.
 	NodeName string
 
-	runner
+	component.Runner
 	loopback *rest.Config
 }
 
@@ -42,13 +44,13 @@ func (a *APIServer) Name() string { return "kube-apiserver" }
 
 // Start configures the apiserver and starts serving; WaitReady tells when it can answer.
 func (a *APIServer) Start(ctx context.Context) error {
-	runCtx := a.context(ctx)
+	runCtx := a.Context(ctx)
 	prepared, err := a.prepare(runCtx)
 	if err != nil {
-		a.abort()
+		a.Abort()
 		return err
 	}
-	a.run(runCtx, prepared.Run)
+	a.Run(runCtx, prepared.Run)
 	return nil
 }
 
@@ -144,4 +146,4 @@ func (a *APIServer) WaitReady(ctx context.Context) error {
 func (a *APIServer) LoopbackConfig() *rest.Config { return rest.CopyConfig(a.loopback) }
 
 // Stop shuts the apiserver down gracefully and waits for it.
-func (a *APIServer) Stop() error { return a.stop() }
+func (a *APIServer) Stop() error { return a.StopWithin(0) }

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/component-base/configz"
+
+	"github.com/k3ha/k3ha/internal/component"
 )
 
 // term builds a fresh instance of a component and returns its blocking Run.
@@ -31,7 +33,7 @@ type elected struct {
 	kubeconfig string
 	identity   string
 	newTerm    term
-	runner
+	component.Runner
 }
 
 func (e *elected) Name() string { return e.name }
@@ -55,8 +57,8 @@ func (e *elected) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s lease: %w", e.name, err)
 	}
-	runCtx := e.context(ctx)
-	e.run(runCtx, func(ctx context.Context) error { return e.campaign(ctx, lock) })
+	runCtx := e.Context(ctx)
+	e.Run(runCtx, func(ctx context.Context) error { return e.campaign(ctx, lock) })
 	return nil
 }
 
@@ -114,7 +116,7 @@ func (e *elected) campaign(ctx context.Context, lock resourcelock.Interface) err
 }
 
 func (e *elected) Stop() error {
-	err := e.stop()
+	err := e.StopWithin(0)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/datastore/etcd"
 )
 
@@ -37,15 +38,13 @@ type nodeController struct {
 	ip     string
 	etcd   *etcd.Etcd // nil without embedded etcd
 	agent  bool       // this server runs a kubelet, so its Node will appear
-	cancel context.CancelFunc
-	done   chan struct{}
+	component.Runner
 }
 
 func (c *nodeController) Name() string { return "node controller" }
 
 func (c *nodeController) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel, c.done = cancel, make(chan struct{})
+	runCtx := c.Context(ctx)
 	factory := informers.NewSharedInformerFactory(c.client, 10*time.Minute)
 	_, err := factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
@@ -58,18 +57,18 @@ func (c *nodeController) Start(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		cancel()
+		c.Abort()
 		return err
 	}
 	factory.Start(runCtx.Done())
-	go func() {
-		defer close(c.done)
+	c.Run(runCtx, func(ctx context.Context) error {
 		if c.agent {
-			c.labelOwnNode(runCtx)
+			c.labelOwnNode(ctx)
 		}
-		<-runCtx.Done()
+		<-ctx.Done()
 		factory.Shutdown()
-	}()
+		return nil
+	})
 	return nil
 }
 
@@ -116,8 +115,4 @@ func (c *nodeController) deleted(ctx context.Context, node *corev1.Node) {
 	}
 }
 
-func (c *nodeController) Stop() error {
-	c.cancel()
-	<-c.done
-	return nil
-}
+func (c *nodeController) Stop() error { return c.StopWithin(0) }

@@ -5,7 +5,6 @@ package kubelet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/kubernetes/cmd/kubelet/app"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 	kubeletconfigvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
+
+	"github.com/k3ha/k3ha/internal/component"
 )
 
 // Config is what k3ha decides for its kubelet.
@@ -42,10 +43,8 @@ type Config struct {
 
 // Kubelet is the running kubelet.
 type Kubelet struct {
-	cfg    Config
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	cfg Config
+	component.Runner
 }
 
 // New prepares the kubelet; nothing runs until Start.
@@ -71,12 +70,9 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubelet dependencies: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.cancel, k.done = cancel, make(chan struct{})
-	go func() {
-		defer close(k.done)
-		k.err = app.Run(runCtx, server, deps, utilfeature.DefaultFeatureGate)
-	}()
+	k.Run(k.Context(ctx), func(ctx context.Context) error {
+		return app.Run(ctx, server, deps, utilfeature.DefaultFeatureGate)
+	})
 	return nil
 }
 
@@ -140,25 +136,6 @@ func (k *Kubelet) server() (*options.KubeletServer, error) {
 	return &options.KubeletServer{KubeletFlags: *flags, KubeletConfiguration: *kc}, nil
 }
 
-func (k *Kubelet) Done() <-chan struct{} { return k.done }
-
-func (k *Kubelet) Err() error {
-	if k.err == nil {
-		return errors.New("kubelet exited")
-	}
-	return k.err
-}
-
 // Stop cancels the kubelet; it leaves the pods running, as a restarted
 // kubelet takes them over.
-func (k *Kubelet) Stop() error {
-	if k.cancel == nil {
-		return nil
-	}
-	k.cancel()
-	select {
-	case <-k.done:
-	case <-time.After(5 * time.Second):
-	}
-	return nil
-}
+func (k *Kubelet) Stop() error { return k.StopWithin(5 * time.Second) }

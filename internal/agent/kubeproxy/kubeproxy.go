@@ -4,14 +4,14 @@ package kubeproxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/kubernetes/cmd/kube-proxy/app"
+
+	"github.com/k3ha/k3ha/internal/component"
+	"github.com/k3ha/k3ha/internal/flagargs"
 )
 
 // Config is what k3ha decides for kube-proxy.
@@ -24,10 +24,8 @@ type Config struct {
 
 // KubeProxy is the running kube-proxy.
 type KubeProxy struct {
-	cfg    Config
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	cfg Config
+	component.Runner
 }
 
 func New(cfg Config) *KubeProxy { return &KubeProxy{cfg: cfg} }
@@ -38,7 +36,7 @@ func (k *KubeProxy) Name() string { return "kube-proxy" }
 // they are machine-wide and not writable from a network namespace or a
 // container, and the kernel's defaults serve small nodes well.
 func (k *KubeProxy) args() []string {
-	a := map[string]string{
+	a := flagargs.Args{
 		"kubeconfig":                        k.cfg.Kubeconfig,
 		"hostname-override":                 k.cfg.NodeName,
 		"cluster-cidr":                      k.cfg.ClusterCIDR,
@@ -49,20 +47,8 @@ func (k *KubeProxy) args() []string {
 		"healthz-bind-address":              "127.0.0.1:10256",
 		"metrics-bind-address":              "127.0.0.1:10249",
 	}
-	for _, o := range k.cfg.ExtraArgs {
-		key, v, _ := strings.Cut(o, "=")
-		a[strings.TrimLeft(key, "-")] = v
-	}
-	keys := make([]string, 0, len(a))
-	for key := range a {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	out := make([]string, 0, len(keys))
-	for _, key := range keys {
-		out = append(out, fmt.Sprintf("--%s=%s", key, a[key]))
-	}
-	return out
+	a.Merge(k.cfg.ExtraArgs)
+	return a.List()
 }
 
 // Start configures kube-proxy and runs it until Stop.
@@ -79,34 +65,10 @@ func (k *KubeProxy) Start(ctx context.Context) error {
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("kube-proxy: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.cancel, k.done = cancel, make(chan struct{})
-	go func() {
-		defer close(k.done)
-		k.err = opts.Run(runCtx)
-	}()
+	k.Run(k.Context(ctx), opts.Run)
 	return nil
-}
-
-func (k *KubeProxy) Done() <-chan struct{} { return k.done }
-
-func (k *KubeProxy) Err() error {
-	if k.err == nil {
-		return errors.New("kube-proxy exited")
-	}
-	return k.err
 }
 
 // Stop cancels kube-proxy. Its run loop does not return after a clean stop,
 // so this waits only briefly; the rules it made stay, as for a restart.
-func (k *KubeProxy) Stop() error {
-	if k.cancel == nil {
-		return nil
-	}
-	k.cancel()
-	select {
-	case <-k.done:
-	case <-time.After(2 * time.Second):
-	}
-	return nil
-}
+func (k *KubeProxy) Stop() error { return k.StopWithin(2 * time.Second) }

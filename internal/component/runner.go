@@ -1,0 +1,83 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Runner owns the lifetime of a component whose work blocks until its
+// context ends. The component gets a context of its own, not the caller's,
+// so that shutdown happens in the order the manager stops components, not
+// all at once on a signal. Embed it and call Context, then Run.
+type Runner struct {
+	cancel context.CancelFunc
+	detach func() bool
+	done   chan struct{}
+	err    error
+}
+
+// Context returns the component's own context; call once, before Run. Until
+// Run, the parent's end still cancels it, so that a signal during start-up
+// aborts a start that would otherwise wait forever.
+func (r *Runner) Context(parent context.Context) context.Context {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	r.cancel = cancel
+	r.detach = context.AfterFunc(parent, cancel)
+	return ctx
+}
+
+// Run starts fn in its own goroutine.
+func (r *Runner) Run(ctx context.Context, fn func(context.Context) error) {
+	if r.detach != nil {
+		r.detach()
+	}
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		r.err = fn(ctx)
+	}()
+}
+
+// Abort releases the context when start failed before Run.
+func (r *Runner) Abort() {
+	if r.cancel != nil {
+		r.cancel()
+		r.cancel = nil
+	}
+}
+
+// Done is closed when the component has stopped.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Err is why it stopped; valid after Done.
+func (r *Runner) Err() error {
+	if r.err == nil {
+		return errors.New("exited")
+	}
+	return r.err
+}
+
+// StopWithin cancels the component and waits for it, at most wait (0: no
+// limit). Components that leave work behind on purpose (a kubelet leaves
+// its pods) use a limit; the rest wait until done.
+func (r *Runner) StopWithin(wait time.Duration) error {
+	if r.cancel == nil || r.done == nil {
+		r.Abort()
+		return nil
+	}
+	r.cancel()
+	if wait > 0 {
+		select {
+		case <-r.done:
+		case <-time.After(wait):
+			return nil
+		}
+	} else {
+		<-r.done
+	}
+	if r.err != nil && !errors.Is(r.err, context.Canceled) {
+		return r.err
+	}
+	return nil
+}
