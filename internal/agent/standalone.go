@@ -15,8 +15,11 @@ import (
 	"github.com/k3ha/k3ha/internal/token"
 )
 
-// stopBudget bounds how long one part may take to stop.
-const stopBudget = 4 * time.Second
+// Shutdown budget: one part may take stopEach, all together stopAll.
+const (
+	stopEach = 4 * time.Second
+	stopAll  = 9 * time.Second
+)
 
 // Run runs `k3ha agent` until ctx ends or a part fails.
 func Run(ctx context.Context, cfg *config.Agent) error {
@@ -50,7 +53,7 @@ func Run(ctx context.Context, cfg *config.Agent) error {
 		return fmt.Errorf("--token: %w", err)
 	}
 	mgr := component.NewManager()
-	defer mgr.Stop(stopBudget)
+	defer mgr.Stop(stopEach, stopAll)
 	if err := Start(ctx, mgr, Options{DataDir: cfg.DataDir, ServerURL: cfg.ServerURL, Token: tok,
 		NodeName: name, NodeIP: ip, Node: cfg.Node}); err != nil {
 		return err

@@ -77,12 +77,19 @@ func (m *Manager) Failed() <-chan error { return m.failed }
 
 // Stop stops the components in reverse start order. A component that does not
 // stop within perComponent is left behind with a log line so that the
-// others, and the datastore last, still get their turn.
-func (m *Manager) Stop(perComponent time.Duration) {
+// others, and the datastore last, still get their turn; all together get
+// at most total.
+func (m *Manager) Stop(perComponent, total time.Duration) {
 	close(m.stopped)
+	deadline := time.Now().Add(total)
 	for i := len(m.started) - 1; i >= 0; i-- {
 		c := m.started[i]
 		begin := time.Now()
+		wait := min(perComponent, time.Until(deadline))
+		if wait <= 0 {
+			slog.Warn("shutdown budget used up; not waiting for the remaining components", "budget", total, "left", len(m.started[:i+1]))
+			break
+		}
 		done := make(chan error, 1)
 		go func() { done <- c.Stop() }()
 		select {
@@ -92,8 +99,8 @@ func (m *Manager) Stop(perComponent time.Duration) {
 			} else {
 				slog.Info("stopped", "component", c.Name(), "took", time.Since(begin).Round(time.Millisecond))
 			}
-		case <-time.After(perComponent):
-			slog.Warn("component did not stop in time; going on without it", "component", c.Name(), "waited", perComponent)
+		case <-time.After(wait):
+			slog.Warn("component did not stop in time; going on without it", "component", c.Name(), "waited", wait)
 		}
 	}
 	m.started = nil

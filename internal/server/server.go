@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/k3ha/k3ha/internal/agent"
@@ -30,9 +31,13 @@ import (
 	"github.com/k3ha/k3ha/internal/lockfile"
 )
 
-// stopBudget bounds how long one component may take to stop, so that a
-// SIGTERM ends the process within about ten seconds.
-const stopBudget = 4 * time.Second
+// Shutdown budget: one component may take stopEach, all together stopAll,
+// so that a SIGTERM ends the process within ten seconds even when a
+// component hangs (an apiserver whose etcd lost quorum waits on requests).
+const (
+	stopEach = 4 * time.Second
+	stopAll  = 9 * time.Second
+)
 
 // Run runs the server until ctx ends or a component fails.
 func Run(ctx context.Context, cfg *config.Server) (err error) {
@@ -62,6 +67,10 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	n, err := resolveNode(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.ClusterReset {
+		committed = etcd.HasData(l) // a reset never takes back data that existed
+		return resetCluster(ctx, cfg, l, n)
 	}
 	choice := datastore.Choose(datastore.Inputs{EtcdData: etcd.HasData(l), ClusterInit: cfg.ClusterInit,
 		ServerURL: cfg.ServerURL, DatastoreEndpoint: cfg.DatastoreEndpoint})
@@ -95,7 +104,14 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		}
 		return fmt.Errorf("listen on --bind-address %s port %d: %w", cfg.BindAddress, cfg.HTTPSPort, err)
 	}
-	defer ln.Close()
+	// The apiserver owns the listener once it starts (closing it under a
+	// running apiserver makes it panic); until then, this closes it.
+	apiStarted := false
+	defer func() {
+		if !apiStarted {
+			ln.Close()
+		}
+	}()
 
 	tok, err := givenSecret(cfg.Token, cfg.TokenFile, "token")
 	if err != nil {
@@ -110,7 +126,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	}
 
 	mgr := component.NewManager()
-	defer mgr.Stop(stopBudget)
+	defer mgr.Stop(stopEach, stopAll)
 
 	// kine needs no certificates, so it starts first: a server on a shared
 	// external datastore takes the cluster's CAs from there.
@@ -120,7 +136,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 			return err
 		}
 		committed = true
-		if _, err := withKV(kineStore.Endpoint(), func(kv kvClient) (bool, error) {
+		if err := withKV(kineStore.Endpoint(), func(kv clientv3.KV) error {
 			return adoptBootstrap(ctx, kv, l, secretOf(l, tok))
 		}); err != nil {
 			return err
@@ -147,8 +163,8 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		store = e
 		slog.Info("datastore ready", "kind", choice.Kind.String(), "member", n.name)
 	}
-	if _, err := withKV(store.Endpoint(), func(kv kvClient) (bool, error) {
-		return true, publishBootstrap(ctx, kv, l, files.tokens.server.Password)
+	if err := withKV(store.Endpoint(), func(kv clientv3.KV) error {
+		return publishBootstrap(ctx, kv, l, files.tokens.server.Password)
 	}); err != nil {
 		return err
 	}
@@ -171,6 +187,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := mgr.Start(ctx, api); err != nil {
 		return err
 	}
+	apiStarted = true
 	if err := waitOrFail(ctx, mgr, api.WaitReady); err != nil {
 		return err
 	}

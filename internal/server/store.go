@@ -25,8 +25,6 @@ type store interface {
 	Endpoint() datastore.Endpoint
 }
 
-type kvClient = clientv3.KV
-
 // startKine starts kine over the embedded SQLite file or the external endpoint.
 func startKine(ctx context.Context, mgr *component.Manager, cfg *config.Server, l layout.Server, kind datastore.Kind) (store, error) {
 	kc := kine.Config{Socket: l.KineSocket()}
@@ -59,11 +57,10 @@ func startKine(ctx context.Context, mgr *component.Manager, cfg *config.Server, 
 }
 
 // withKV runs fn with a short-lived etcd client to the datastore.
-func withKV[T any](ep datastore.Endpoint, fn func(kv kvClient) (T, error)) (T, error) {
-	var zero T
+func withKV(ep datastore.Endpoint, fn func(kv clientv3.KV) error) error {
 	c, err := ep.Client(logging.Zap("etcd-client"))
 	if err != nil {
-		return zero, err
+		return err
 	}
 	defer c.Close()
 	return fn(c)

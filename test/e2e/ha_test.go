@@ -299,6 +299,36 @@ func TestHACluster(t *testing.T) {
 		}
 		s3.Args = args
 	})
+
+	t.Run("cluster reset after losing quorum", func(t *testing.T) { testClusterReset(t, n, servers) })
+}
+
+// testClusterReset is the way out after quorum is lost for good: with the
+// other servers gone, --cluster-reset makes s1 the only member, with its data.
+func testClusterReset(t *testing.T, n *harness.Network, servers []*cluster.Server) {
+	s1 := servers[0]
+	for _, s := range servers {
+		if !s.Proc.Exited() {
+			s.Stop(30 * time.Second)
+		}
+	}
+	out, code := runK3ha(t, s1.Host, append(append([]string{}, s1.Args...), "--cluster-reset", "--cluster-reset-restore-path", "/nowhere")...)
+	if code == 0 || !strings.Contains(out, "not supported yet") {
+		t.Fatalf("reset with a restore path: exit %d\n%s", code, tail(out, 10))
+	}
+	out, code = runK3ha(t, s1.Host, append(append([]string{}, s1.Args...), "--cluster-reset")...)
+	if code != 0 || !strings.Contains(out, "cluster reset") {
+		t.Fatalf("--cluster-reset: exit %d\n%s", code, tail(out, 15))
+	}
+	s1.Start()
+	s1.WaitReady()
+	if got := memberNames(t, s1); !reflect.DeepEqual(got, []string{"s1 learner=false"}) {
+		t.Fatalf("members after the reset: %v", got)
+	}
+	waitConfigMap(t, s1, "from-s2", "s2")
+	if err := putConfigMap(t, s1, "after-reset", "ok"); err != nil {
+		t.Fatalf("write after the reset: %v", err)
+	}
 }
 
 // TestFiveServers checks that five servers tolerate two failures.

@@ -262,7 +262,7 @@ func baseSettings(cfg Config) settings {
 		// k3ha's own clients and the apiserver always use loopback.
 		clientURLs = append(clientURLs, httpsURL("127.0.0.1", clientPort))
 	}
-	return settings{
+	s := settings{
 		"name":                        cfg.Name,
 		"data-dir":                    l.EtcdDir(),
 		"listen-client-urls":          strings.Join(clientURLs, ","),
@@ -295,6 +295,10 @@ func baseSettings(cfg Config) settings {
 		// its own; this keeps that one off stderr.
 		"log-outputs": []string{"/dev/null"},
 	}
+	if cfg.ForceNewCluster {
+		s["force-new-cluster"] = true
+	}
+	return s
 }
 
 // render is the full config: k3ha's settings, the cluster bootstrap

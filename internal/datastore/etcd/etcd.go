@@ -33,6 +33,9 @@ type Config struct {
 	Layout    layout.Server
 	NodeIP    net.IP
 	ExtraArgs []string // --etcd-arg values, key=value
+	// ForceNewCluster makes an existing member the only member of its
+	// cluster, keeping its data (--cluster-reset).
+	ForceNewCluster bool
 }
 
 // Mode says how the member comes up.
