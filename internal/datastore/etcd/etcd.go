@@ -368,7 +368,9 @@ func (e *Etcd) watchServer() {
 	case <-e.stopping:
 	case <-e.srv.Server.StopNotify():
 		err = errors.New("etcd server stopped")
-		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) {
+		// The local view may not have applied the removal yet; the other
+		// members know.
+		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) || removedFromCluster(context.Background(), e.cfg.Layout, e.srv, e.ownPeerURLs()) {
 			err = removedError(e.cfg.Layout)
 		}
 	case err = <-e.srv.Err():
@@ -560,6 +562,15 @@ func overlaps(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// ownPeerURLs are the peer URLs this member advertises.
+func (e *Etcd) ownPeerURLs() []string {
+	var out []string
+	for _, u := range e.srv.Config().AdvertisePeerUrls {
+		out = append(out, u.String())
+	}
+	return out
 }
 
 // removedError tells a removed member's operator how to rejoin.

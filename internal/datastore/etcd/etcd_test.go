@@ -240,11 +240,8 @@ func TestJoinAsLearnerThenPromoted(t *testing.T) {
 		t.Fatalf("b does not see a's data: %v %v", resp, err)
 	}
 	// Two voting members tolerate no more failures than one: say so.
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "an even count: it tolerates 0 failure(s), no more than 1 members would") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "members=2 voting=2 tolerated_failures=0") {
+	if !logs.WaitFor("an even count: it tolerates 0 failure(s), no more than 1 members would", memberPoll+5*time.Second) ||
+		!strings.Contains(logs.String(), "members=2 voting=2 tolerated_failures=0") {
 		t.Error("no even-count warning for two voting members")
 	}
 
@@ -327,7 +324,7 @@ func TestJoinAsLearnerThenPromoted(t *testing.T) {
 	if err != nil || len(members) != 3 || slices.ContainsFunc(members, func(m Member) bool { return m.IsLearner }) {
 		t.Fatalf("members with c = %+v, %v", members, err)
 	}
-	if !strings.Contains(logs.String(), "members=3 voting=3 tolerated_failures=1") {
+	if !logs.WaitFor("members=3 voting=3 tolerated_failures=1", memberPoll+5*time.Second) {
 		t.Error("no fault-tolerance line for three voting members")
 	}
 

@@ -8,8 +8,10 @@ package logtest
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Buffer collects log text. The code under test may write to it from
@@ -31,6 +33,21 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// WaitFor reports whether substr was logged within timeout: lines from
+// background goroutines arrive after the call that caused them returns.
+func (b *Buffer) WaitFor(substr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(b.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Show says when Capture copies the captured log into the test's output.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestCaptureFiltersByLevelAndRestores(t *testing.T) {
@@ -44,5 +45,19 @@ func TestBufferTakesConcurrentWrites(t *testing.T) {
 		if !strings.Contains(out, fmt.Sprintf("writer=%d n=49\n", i)) {
 			t.Errorf("writer %d's last line missing", i)
 		}
+	}
+}
+
+func TestWaitForSeesLateLines(t *testing.T) {
+	var b Buffer
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		b.Write([]byte("late line\n"))
+	}()
+	if !b.WaitFor("late line", 5*time.Second) {
+		t.Error("WaitFor missed a line written after the call")
+	}
+	if b.WaitFor("never written", 100*time.Millisecond) {
+		t.Error("WaitFor found a line nobody wrote")
 	}
 }
