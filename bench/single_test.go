@@ -10,24 +10,18 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -526,114 +520,11 @@ func TestConfigMapCreates(t *testing.T) {
 	s.Stop(stopTimeout)
 }
 
-// createLoad creates `creates` ConfigMaps in a new namespace with `clients`
-// workers, each its own client and connection, and checks they all exist.
+// createLoad creates `creates` ConfigMaps in a new namespace of the one
+// server with `clients` workers, each its own client and connection.
 func createLoad(t *testing.T, s *cluster.Server, cfg *rest.Config, ns string, clients, creates int) loadResult {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	admin, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsObj := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
-	if _, err := admin.Resource(nsGVR).Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create namespace %s: %v", ns, err)
-	}
-
-	connsBefore := established(t, s)
-	workers := make([]dynamic.ResourceInterface, clients)
-	for i := range workers {
-		c := rest.CopyConfig(cfg)
-		// client-go shares one transport, and so one HTTP/2 connection,
-		// between identical configs; a Dial of its own makes each worker a
-		// separate client, as separate programs would be.
-		c.Dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		dc, err := dynamic.NewForConfig(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		workers[i] = dc.Resource(cmGVR).Namespace(ns)
-		// Connects (TLS handshake) before the clock starts.
-		if _, err := workers[i].List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-			t.Fatalf("list configmaps in %s: %v", ns, err)
-		}
-	}
-	conns := established(t, s) - connsBefore
-
-	value := strings.Repeat("x", 100)
-	var next atomic.Int64
-	var failed atomic.Bool
-	errs := make(chan error, clients)
-	lat := make([][]time.Duration, clients)
-	srv0, err := cpuTime(s.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli0 := selfCPU()
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for !failed.Load() {
-				i := next.Add(1) - 1
-				if i >= int64(creates) {
-					return
-				}
-				obj := &unstructured.Unstructured{Object: map[string]any{
-					"apiVersion": "v1", "kind": "ConfigMap",
-					"metadata": map[string]any{"name": fmt.Sprintf("cm-%05d", i), "labels": map[string]any{"bench": "load"}},
-					"data":     map[string]any{"value": value},
-				}}
-				b := time.Now()
-				if _, err := workers[w].Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-					failed.Store(true)
-					errs <- fmt.Errorf("create configmap %s/cm-%05d: %w", ns, i, err)
-					return
-				}
-				lat[w] = append(lat[w], time.Since(b))
-			}
-		})
-	}
-	wg.Wait()
-	wall := time.Since(t0)
-	srv1, err := cpuTime(s.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := loadResult{clients: clients, creates: creates, conns: conns, wall: wall, serverCPU: srv1 - srv0, clientCPU: selfCPU() - cli0}
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
-	for _, l := range lat {
-		r.lat = append(r.lat, l...)
-	}
-	slices.Sort(r.lat)
-
-	list, err := admin.Resource(cmGVR).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "bench=load"})
-	if err != nil {
-		t.Fatalf("list configmaps in %s: %v", ns, err)
-	}
-	if len(list.Items) != creates || len(r.lat) != creates {
-		t.Fatalf("%s: %d ConfigMaps listed, %d creates answered; want %d", ns, len(list.Items), len(r.lat), creates)
-	}
-	t.Logf("%s: %d clients (%d new connections), %d creates in %v: %.0f/s, p50 %v, p99 %v; server CPU %v, client CPU %v",
-		ns, clients, conns, creates, wall.Round(time.Millisecond), r.perSec(), percentile(r.lat, 50), percentile(r.lat, 99), r.serverCPU, r.clientCPU)
-	return r
-}
-
-// established counts TCP connections to the server's port from the root
-// namespace; the log shows with it that each worker has a connection of its own.
-func established(t *testing.T, s *cluster.Server) int {
-	out, err := exec.Command("ss", "-Htn", "state", "established", "dst", s.Host.IP.String()+":6443").Output()
-	if err != nil {
-		t.Logf("ss: %v", err)
-		return -1
-	}
-	return len(strings.Split(strings.TrimSpace(string(out)), "\n"))
+	return apiLoad(t, []*cluster.Server{s}, []*rest.Config{cfg}, ns, clients, creates, 0)
 }
 
 func selfCPU() time.Duration {
