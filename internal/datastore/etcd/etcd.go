@@ -219,7 +219,23 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start etcd: %w", err)
 	}
 	e.srv = srv
-	if err := waitReady(ctx, srv, name); err != nil {
+	err = waitReady(ctx, srv, name, join != nil)
+	if errors.Is(err, errPublishLost) {
+		slog.Info("etcd join: restarting etcd to publish again", "member", name,
+			"reason", "its first publish arrived inside the snapshot it received; etcd would retry only after its request timeout")
+		stopServer(srv)
+		e.srv = nil
+		// The data dir now holds the snapshot: a plain restart.
+		if ecfg, err = e.loadConfig(render(cfg, user, initialCluster, state)); err != nil {
+			return err
+		}
+		if srv, err = embed.StartEtcd(ecfg); err != nil {
+			return fmt.Errorf("restart etcd: %w", err)
+		}
+		e.srv = srv
+		err = waitReady(ctx, srv, name, false)
+	}
+	if err != nil {
 		if e.mode == Existing && removedFromCluster(ctx, l, srv, peerURLs) {
 			err = removedError(l)
 		}
@@ -307,16 +323,32 @@ func checkTLSFiles(s settings) error {
 }
 
 // waitReady waits until the member has joined the raft group and published
-// itself, which needs quorum.
-func waitReady(ctx context.Context, srv *embed.Etcd, name string) error {
+// itself, which needs quorum. With checkPublish it returns errPublishLost
+// when the publish is known to be lost.
+func waitReady(ctx context.Context, srv *embed.Etcd, name string, checkPublish bool) error {
 	begin := time.Now()
 	tick := time.NewTicker(quorumLogEvery)
 	defer tick.Stop()
+	var publish <-chan time.Time
+	if checkPublish {
+		t := time.NewTicker(publishCheckEvery)
+		defer t.Stop()
+		publish = t.C
+	}
+	var namedAt time.Time
 	for {
 		select {
 		case <-srv.Server.ReadyNotify():
 			slog.Info("etcd ready", "member", name, "took", time.Since(begin).Round(time.Millisecond))
 			return nil
+		case now := <-publish:
+			if !hasPublishedName(srv, name) {
+				namedAt = time.Time{}
+			} else if namedAt.IsZero() {
+				namedAt = now
+			} else if now.Sub(namedAt) >= publishLostAfter {
+				return errPublishLost
+			}
 		case err := <-srv.Err():
 			return fmt.Errorf("etcd failed while starting: %w", err)
 		case <-srv.Server.StopNotify():
@@ -396,19 +428,23 @@ func (e *Etcd) watchServer() {
 
 func (e *Etcd) closeServer() {
 	e.closeOnce.Do(func() {
-		if e.srv == nil {
-			return
+		if e.srv != nil {
+			stopServer(e.srv)
 		}
-		select {
-		case <-e.srv.Server.ReadyNotify():
-		default:
-			// embed's Close waits for the client servers, which only start
-			// once ready or once the server stops; without quorum the first
-			// never happens, so stop the server first.
-			e.srv.Server.HardStop()
-		}
-		e.srv.Close()
 	})
+}
+
+// stopServer stops srv, ready or not, and waits until it has.
+func stopServer(srv *embed.Etcd) {
+	select {
+	case <-srv.Server.ReadyNotify():
+	default:
+		// embed's Close waits for the client servers, which only start
+		// once ready or once the server stops; without quorum the first
+		// never happens, so stop the server first.
+		srv.Server.HardStop()
+	}
+	srv.Close()
 }
 
 // Stop closes k3ha's client and the server and waits for both. Calling it

@@ -79,7 +79,7 @@ func StartStaging(ctx context.Context, cfg Config, dir string) (_ *Staging, err 
 			st.Stop()
 		}
 	}()
-	if err := waitReady(ctx, srv, name); err != nil {
+	if err := waitReady(ctx, srv, name, false); err != nil {
 		return nil, err
 	}
 	if len(srv.Clients) == 0 {
