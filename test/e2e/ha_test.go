@@ -107,6 +107,23 @@ func writeOutage(t *testing.T, s *cluster.Server, name string, since time.Time) 
 	}
 }
 
+// etcdLeader waits until one of servers reports that it holds the etcd
+// leadership, and returns it.
+func etcdLeader(t *testing.T, servers []*cluster.Server) *cluster.Server {
+	t.Helper()
+	var leader *cluster.Server
+	harness.WaitFor(t, time.Minute, "an etcd leader", func() (bool, error) {
+		for _, s := range servers {
+			if ok, err := s.IsEtcdLeader(); err == nil && ok {
+				leader = s
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return leader
+}
+
 func memberNames(t *testing.T, s *cluster.Server) []string {
 	t.Helper()
 	ms, err := s.Members()
@@ -239,16 +256,7 @@ func TestHACluster(t *testing.T) {
 	})
 
 	t.Run("leader killed", func(t *testing.T) {
-		var leader *cluster.Server
-		harness.WaitFor(t, time.Minute, "an etcd leader", func() (bool, error) {
-			for _, s := range servers {
-				if ok, err := s.IsEtcdLeader(); err == nil && ok {
-					leader = s
-					return true, nil
-				}
-			}
-			return false, nil
-		})
+		leader := etcdLeader(t, servers)
 		var other *cluster.Server
 		for _, s := range servers {
 			if s != leader {
@@ -267,6 +275,38 @@ func TestHACluster(t *testing.T) {
 			_, err := getConfigMap(t, leader, written)
 			return err == nil, err
 		})
+	})
+
+	t.Run("leader cut off", func(t *testing.T) {
+		leader := etcdLeader(t, servers)
+		var others []*cluster.Server
+		for _, s := range servers {
+			if s != leader {
+				others = append(others, s)
+			}
+		}
+		leader.Host.Partition(t)
+		healed := false
+		defer func() {
+			if !healed {
+				leader.Host.Heal(t)
+			}
+		}()
+		outage, written := writeOutage(t, others[0], "while-cut", time.Now())
+		t.Logf("%s cut off: a write through %s succeeded after %v", leader.Name, others[0].Name, outage.Round(time.Millisecond))
+		waitConfigMap(t, others[1], written, "")
+		// The minority must not accept writes: that would be a split brain.
+		if out, err := leader.K3haKubectl("--request-timeout=5s", "create", "configmap", "in-minority"); err == nil {
+			t.Fatalf("a write through the cut-off %s succeeded: %s", leader.Name, out)
+		}
+		leader.Host.Heal(t)
+		healed = true
+		waitConfigMap(t, leader, written, "")
+		harness.WaitFor(t, time.Minute, "a write through "+leader.Name+" after healing", func() (bool, error) {
+			err := putConfigMap(t, leader, "after-heal", "1")
+			return err == nil, err
+		})
+		waitConfigMap(t, others[0], "after-heal", "1")
 	})
 
 	t.Run("restart while the first server is down", func(t *testing.T) {
