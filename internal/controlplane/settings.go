@@ -95,12 +95,18 @@ func (s Settings) ControllerManagerArgs() Args {
 		"configure-cloud-routes":                          "false",
 		"controllers":                                     "*,tokencleaner",
 		"controller-shutdown-timeout":                     "3s",
-		"leader-elect":                                    "false", // k3ha runs the election (elected.go)
-		"profiling":                                       "false",
-		"root-ca-file":                                    l.Cert(layout.ServerCA),
-		"secure-port":                                     "0",
-		"service-account-private-key-file":                l.Key(layout.ServiceAccount),
-		"use-service-account-credentials":                 "true",
+		// Upstream's 20/30 would pace the start: with a credential per
+		// controller it makes ~100 requests (service accounts, tokens)
+		// before any controller runs, about 5 s of a new node's wait for
+		// its pod CIDR. A small cluster's apiserver takes far more.
+		"kube-api-burst":                   "200",
+		"kube-api-qps":                     "100",
+		"leader-elect":                     "false", // k3ha runs the election (elected.go)
+		"profiling":                        "false",
+		"root-ca-file":                     l.Cert(layout.ServerCA),
+		"secure-port":                      "0",
+		"service-account-private-key-file": l.Key(layout.ServiceAccount),
+		"use-service-account-credentials":  "true",
 	}
 	a.Merge(s.ExtraControllerManagerArgs)
 	return a

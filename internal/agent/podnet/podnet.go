@@ -48,14 +48,20 @@ func (c Config) bridge() string {
 	return c.BridgeName
 }
 
-// pollInterval is how often WaitPodCIDR asks for the Node; a variable so
-// tests can shorten it.
-var pollInterval = 2 * time.Second
+// WaitPodCIDR asks for the Node first after minPoll, the interval
+// doubling up to maxPoll: a new node gets its CIDR within a second or two
+// of registering, and a node that waits longer should not load the API.
+// Variables so tests can shorten them.
+var (
+	minPoll = 200 * time.Millisecond
+	maxPoll = 2 * time.Second
+)
 
 // WaitPodCIDR waits until the Node object has a pod CIDR and returns it
 // (the IPv4 one when the node has several).
 func WaitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName string) (*net.IPNet, error) {
 	waiting, lastErr := false, ""
+	interval := minPoll
 	for {
 		node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		switch {
@@ -86,8 +92,9 @@ func WaitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName stri
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for the pod CIDR of node %s: %w", nodeName, ctx.Err())
-		case <-time.After(pollInterval):
+		case <-time.After(interval):
 		}
+		interval = min(2*interval, maxPoll)
 	}
 }
 

@@ -121,9 +121,9 @@ func TestReportWarnsOnce(t *testing.T) {
 }
 
 func TestWaitPodCIDR(t *testing.T) {
-	old := pollInterval
-	pollInterval = 20 * time.Millisecond
-	t.Cleanup(func() { pollInterval = old })
+	oldMin, oldMax := minPoll, maxPoll
+	minPoll, maxPoll = 10*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { minPoll, maxPoll = oldMin, oldMax })
 	client := fake.NewClientset()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
