@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -66,6 +67,15 @@ func (r *Runner) StopWithin(wait time.Duration) error {
 		r.Abort()
 		return nil
 	}
+	select {
+	case <-r.done:
+		// It had ended on its own: whatever it said is a real failure.
+		if r.err != nil && !errors.Is(r.err, context.Canceled) {
+			return r.err
+		}
+		return nil
+	default:
+	}
 	r.cancel()
 	if wait > 0 {
 		select {
@@ -76,8 +86,11 @@ func (r *Runner) StopWithin(wait time.Duration) error {
 	} else {
 		<-r.done
 	}
+	// Components stopped mid-start report why they could not finish (e.g.
+	// kube-proxy's "timed out waiting for node to exist"); that is the
+	// stop working, not a failure.
 	if r.err != nil && !errors.Is(r.err, context.Canceled) {
-		return r.err
+		slog.Debug("component returned an error once stopped", "err", r.err)
 	}
 	return nil
 }

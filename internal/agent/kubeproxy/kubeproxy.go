@@ -5,9 +5,13 @@ package kubeproxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/cmd/kube-proxy/app"
 
 	"github.com/k3ha/k3ha/internal/component"
@@ -20,6 +24,8 @@ type Config struct {
 	Kubeconfig  string
 	ClusterCIDR string
 	ExtraArgs   []string // --kube-proxy-arg key=value, replacing k3ha's value for that key
+	// Client reads this node's Node object before kube-proxy starts.
+	Client kubernetes.Interface
 }
 
 // KubeProxy is the running kube-proxy.
@@ -65,8 +71,47 @@ func (k *KubeProxy) Start(ctx context.Context) error {
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("kube-proxy: %w", err)
 	}
-	k.Run(k.Context(ctx), opts.Run)
+	k.Run(k.Context(ctx), func(ctx context.Context) error {
+		if err := k.waitForNode(ctx); err != nil {
+			return err
+		}
+		return opts.Run(ctx)
+	})
 	return nil
+}
+
+// Node polling starts at minPoll and doubles up to maxPoll; variables so
+// tests can shorten them.
+var (
+	minPoll = 200 * time.Millisecond
+	maxPoll = 2 * time.Second
+)
+
+// waitForNode returns once the kubelet has registered the Node with an
+// address. kube-proxy remembers the node's IPs when it starts and calls
+// os.Exit when they later differ from that, which in k3ha would end the
+// whole process: started before the Node exists, it remembers none.
+func (k *KubeProxy) waitForNode(ctx context.Context) error {
+	interval, logged := minPoll, false
+	for {
+		node, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err == nil && len(node.Status.Addresses) > 0 {
+			return nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+			slog.Debug("kube-proxy: cannot read the node yet", "node", k.cfg.NodeName, "err", err)
+		}
+		if !logged {
+			slog.Info("kube-proxy waits for the node to be registered", "node", k.cfg.NodeName)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		interval = min(2*interval, maxPoll)
+	}
 }
 
 // Stop cancels kube-proxy. Its run loop does not return after a clean stop,
