@@ -121,8 +121,11 @@ func TestMigrationTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := list.Resource(cmGVR).Namespace(fmt.Sprintf("migrate-%d", objects)).List(context.Background(), metav1.ListOptions{LabelSelector: "bench=load"})
-			if err != nil || len(got.Items) != objects {
-				t.Fatalf("after the migration: %d ConfigMaps listed (%v), want %d", len(got.Items), err, objects)
+			if err != nil {
+				t.Fatalf("after the migration: list ConfigMaps: %v", err)
+			}
+			if len(got.Items) != objects {
+				t.Fatalf("after the migration: %d ConfigMaps listed, want %d", len(got.Items), objects)
 			}
 			s.Stop(stopTimeout)
 		}

@@ -64,6 +64,9 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if err := mgr.Start(ctx, &serverList{lb: lb, sup: sup}); err != nil {
+		return err
+	}
 	cluster, err := sup.Config(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -139,7 +142,7 @@ func startLoadBalancer(ctx context.Context, mgr *component.Manager, l layout.Age
 	if err != nil {
 		return nil, fmt.Errorf("agent load balancer: %w", err)
 	}
-	if err := mgr.Start(ctx, &lbComponent{lb: lb, token: o.Token}); err != nil {
+	if err := mgr.Start(ctx, &lbComponent{lb: lb}); err != nil {
 		return nil, err
 	}
 	slog.Info("load balancer ready", "address", lb.Addr(), "servers", strings.Join(lb.Servers(), ","))

@@ -12,13 +12,11 @@ import (
 	"github.com/k3ha/k3ha/internal/agent/podnet"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/supervisor"
-	"github.com/k3ha/k3ha/internal/token"
 )
 
-// lbComponent runs the load balancer and keeps its server list current.
+// lbComponent runs the load balancer.
 type lbComponent struct {
-	lb    *loadbalancer.LoadBalancer
-	token token.Token
+	lb *loadbalancer.LoadBalancer
 	component.Runner
 }
 
@@ -26,25 +24,34 @@ func (c *lbComponent) Name() string { return "load balancer" }
 
 func (c *lbComponent) Start(ctx context.Context) error {
 	c.Run(c.Context(ctx), func(ctx context.Context) error {
-		watched := make(chan struct{})
-		go func() {
-			defer close(watched)
-			// The list is refreshed through the load balancer itself, so it
-			// keeps working when the server the agent first joined is gone.
-			sup, err := supervisor.Dial(ctx, c.lb.URL(), c.token, token.RoleNode)
-			if err != nil {
-				return
-			}
-			c.lb.Watch(ctx, 15*time.Second, sup.APIServers)
-		}()
 		c.lb.Run(ctx)
-		<-watched
 		return nil
 	})
 	return nil
 }
 
 func (c *lbComponent) Stop() error { return c.StopWithin(0) }
+
+// serverList keeps the load balancer's server list current. It asks
+// through the load balancer itself, so it keeps working when the server
+// the agent first joined is gone.
+type serverList struct {
+	lb  *loadbalancer.LoadBalancer
+	sup *supervisor.Client
+	component.Runner
+}
+
+func (w *serverList) Name() string { return "server list" }
+
+func (w *serverList) Start(ctx context.Context) error {
+	w.Run(w.Context(ctx), func(ctx context.Context) error {
+		w.lb.Watch(ctx, 15*time.Second, w.sup.APIServers)
+		return nil
+	})
+	return nil
+}
+
+func (w *serverList) Stop() error { return w.StopWithin(0) }
 
 // network configures pod networking once the node has its pod CIDR, then
 // keeps the routes to the other nodes' pods.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/k3ha/k3ha/internal/component"
@@ -13,12 +11,6 @@ import (
 	"github.com/k3ha/k3ha/internal/lockfile"
 	"github.com/k3ha/k3ha/internal/nodeid"
 	"github.com/k3ha/k3ha/internal/token"
-)
-
-// Shutdown budget: one part may take stopEach, all together stopAll.
-const (
-	stopEach = 4 * time.Second
-	stopAll  = 9 * time.Second
 )
 
 // Run runs `k3ha agent` until ctx ends or a part fails.
@@ -40,20 +32,15 @@ func Run(ctx context.Context, cfg *config.Agent) error {
 	if err := nodeid.CheckLocal(ip); err != nil {
 		return err
 	}
-	secret := cfg.Token
-	if cfg.TokenFile != "" {
-		data, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(data))
-	}
-	tok, err := token.Parse(secret)
+	tok, err := token.FromFlags(cfg.Token, cfg.TokenFile, "token")
 	if err != nil {
-		return fmt.Errorf("--token: %w", err)
+		return err
+	}
+	if tok == (token.Token{}) {
+		return fmt.Errorf("--token-file %s is empty: put the cluster's token in it", cfg.TokenFile)
 	}
 	mgr := component.NewManager()
-	defer mgr.Stop(stopEach, stopAll)
+	defer mgr.Stop(component.StopEach, component.StopAll)
 	if err := Start(ctx, mgr, Options{DataDir: cfg.DataDir, ServerURL: cfg.ServerURL, Token: tok,
 		NodeName: name, NodeIP: ip, Node: cfg.Node}); err != nil {
 		return err

@@ -75,6 +75,15 @@ func (m *Manager) watch(name string, w Watched) {
 // Failed yields the first component that ended without being asked to.
 func (m *Manager) Failed() <-chan error { return m.failed }
 
+// The shutdown budget of a k3ha process: one component may take
+// StopEach, all together StopAll, so that a SIGTERM ends the process
+// within ten seconds even when a component hangs (an apiserver whose etcd
+// lost quorum waits on requests).
+const (
+	StopEach = 4 * time.Second
+	StopAll  = 9 * time.Second
+)
+
 // Stop stops the components in reverse start order. A component that does not
 // stop within perComponent is left behind with a log line so that the
 // others, and the datastore last, still get their turn; all together get
@@ -87,7 +96,7 @@ func (m *Manager) Stop(perComponent, total time.Duration) {
 		begin := time.Now()
 		wait := min(perComponent, time.Until(deadline))
 		if wait <= 0 {
-			slog.Warn("shutdown budget used up; not waiting for the remaining components", "budget", total, "left", len(m.started[:i+1]))
+			slog.Warn("shutdown budget used up; not waiting for the remaining components", "budget", total, "left", i+1)
 			break
 		}
 		done := make(chan error, 1)

@@ -29,14 +29,7 @@ import (
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/lockfile"
-)
-
-// Shutdown budget: one component may take stopEach, all together stopAll,
-// so that a SIGTERM ends the process within ten seconds even when a
-// component hangs (an apiserver whose etcd lost quorum waits on requests).
-const (
-	stopEach = 4 * time.Second
-	stopAll  = 9 * time.Second
+	"github.com/k3ha/k3ha/internal/token"
 )
 
 // Run runs the server until ctx ends or a component fails.
@@ -113,7 +106,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		}
 	}()
 
-	tok, err := givenSecret(cfg.Token, cfg.TokenFile, "token")
+	tok, err := token.FromFlags(cfg.Token, cfg.TokenFile, "token")
 	if err != nil {
 		return err
 	}
@@ -126,18 +119,20 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	}
 
 	mgr := component.NewManager()
-	defer mgr.Stop(stopEach, stopAll)
+	defer mgr.Stop(component.StopEach, component.StopAll)
 
 	// kine needs no certificates, so it starts first: a server on a shared
 	// external datastore takes the cluster's CAs from there.
 	var kineStore store
+	adopted := false
 	if !choice.Kind.Etcd() {
 		if kineStore, err = startKine(ctx, mgr, cfg, l, choice.Kind); err != nil {
 			return err
 		}
 		committed = true
-		if err := withKV(kineStore.Endpoint(), func(kv clientv3.KV) error {
-			return adoptBootstrap(ctx, kv, l, secretOf(l, tok))
+		if err := withKV(kineStore.Endpoint(), func(kv clientv3.KV) (err error) {
+			adopted, err = adoptBootstrap(ctx, kv, l, secretOf(l, tok))
+			return err
 		}); err != nil {
 			return err
 		}
@@ -163,10 +158,12 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		store = e
 		slog.Info("datastore ready", "kind", choice.Kind.String(), "member", n.name)
 	}
-	if err := withKV(store.Endpoint(), func(kv clientv3.KV) error {
-		return publishBootstrap(ctx, kv, l, files.tokens.server.Password)
-	}); err != nil {
-		return err
+	if !adopted {
+		if err := withKV(store.Endpoint(), func(kv clientv3.KV) error {
+			return publishBootstrap(ctx, kv, l, files.tokens.server.Password)
+		}); err != nil {
+			return err
+		}
 	}
 
 	settings := controlplane.Settings{
@@ -191,7 +188,11 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := waitOrFail(ctx, mgr, api.WaitReady); err != nil {
 		return err
 	}
-	sup.useAPI(api.LoopbackConfig())
+	adminClient, err := kubernetes.NewForConfig(api.LoopbackConfig())
+	if err != nil {
+		return fmt.Errorf("client for the local apiserver: %w", err)
+	}
+	sup.useAPI(adminClient)
 	slog.Info("kube-apiserver ready", "address", ln.Addr().String())
 
 	if err := mgr.Start(ctx, controlplane.NewControllerManager(settings.ControllerManagerArgs(), n.name)); err != nil {
@@ -202,10 +203,6 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	}
 	slog.Info("controllers started", "components", "kube-controller-manager,kube-scheduler")
 
-	adminClient, err := kubernetes.NewForConfig(api.LoopbackConfig())
-	if err != nil {
-		return err
-	}
 	etcdStore, _ := store.(*etcd.Etcd)
 	if err := mgr.Start(ctx, &nodeController{client: adminClient, name: n.name, ip: n.ip.String(), etcd: etcdStore, agent: !cfg.DisableAgent}); err != nil {
 		return err

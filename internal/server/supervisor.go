@@ -9,7 +9,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/k3ha/k3ha/internal/bootstrap"
 	"github.com/k3ha/k3ha/internal/config"
@@ -60,11 +59,7 @@ func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store
 }
 
 // useAPI gives the supervisor a client once the apiserver is up.
-func (s *serverSupervisor) useAPI(cfg *rest.Config) {
-	if cs, err := kubernetes.NewForConfig(cfg); err == nil {
-		s.api.Store(cs)
-	}
-}
+func (s *serverSupervisor) useAPI(cs *kubernetes.Clientset) { s.api.Store(cs) }
 
 // apiservers lists every server's API address from the endpoints of the
 // kubernetes Service, which each apiserver keeps itself in.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/layout"
@@ -19,30 +18,10 @@ type tokens struct {
 	agent  token.Token
 }
 
-// givenSecret returns the token the user gave (flag, env, config file or
-// file), or "" when none.
-func givenSecret(value, file, flag string) (token.Token, error) {
-	if file != "" {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return token.Token{}, fmt.Errorf("--%s-file: %w", flag, err)
-		}
-		value = strings.TrimSpace(string(data))
-	}
-	if value == "" {
-		return token.Token{}, nil
-	}
-	t, err := token.Parse(value)
-	if err != nil {
-		return token.Token{}, fmt.Errorf("--%s: %w", flag, err)
-	}
-	return t, nil
-}
-
 // ensureTokens writes <data-dir>/server/token and agent-token in the secure
 // form. The secret is the one the user gave, else the one stored, else new.
 func ensureTokens(l layout.Server, cfg *config.Server, caPEM []byte) (tokens, error) {
-	given, err := givenSecret(cfg.Token, cfg.TokenFile, "token")
+	given, err := token.FromFlags(cfg.Token, cfg.TokenFile, "token")
 	if err != nil {
 		return tokens{}, err
 	}
@@ -67,7 +46,7 @@ func ensureTokens(l layout.Server, cfg *config.Server, caPEM []byte) (tokens, er
 			return tokens{}, err
 		}
 	}
-	agentGiven, err := givenSecret(cfg.AgentToken, cfg.AgentTokenFile, "agent-token")
+	agentGiven, err := token.FromFlags(cfg.AgentToken, cfg.AgentTokenFile, "agent-token")
 	if err != nil {
 		return tokens{}, err
 	}

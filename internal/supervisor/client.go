@@ -196,7 +196,7 @@ func (c *Client) do(ctx context.Context, method, path string, payload []byte, au
 			return body, state, nil
 		}
 		if ctx.Err() != nil {
-			return nil, nil, giveUp(ctx, u, attempt, last)
+			return nil, nil, giveUp(ctx, method, u, attempt, last)
 		}
 		if !retry {
 			return nil, nil, err
@@ -207,18 +207,18 @@ func (c *Client) do(ctx context.Context, method, path string, payload []byte, au
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, nil, giveUp(ctx, u, attempt, last)
+			return nil, nil, giveUp(ctx, method, u, attempt, last)
 		case <-t.C:
 		}
 		delay = min(2*delay, maxBackoff)
 	}
 }
 
-func giveUp(ctx context.Context, u string, attempts int, last error) error {
+func giveUp(ctx context.Context, method, u string, attempts int, last error) error {
 	if last == nil {
-		return fmt.Errorf("GET %s: %w", u, context.Cause(ctx))
+		return fmt.Errorf("%s %s: %w", method, u, context.Cause(ctx))
 	}
-	return fmt.Errorf("GET %s: gave up after %d attempts: %w; last error: %w", u, attempts, context.Cause(ctx), last)
+	return fmt.Errorf("%s %s: gave up after %d attempts: %w; last error: %w", method, u, attempts, context.Cause(ctx), last)
 }
 
 // try makes one request. A retryable error is the bare cause (the caller

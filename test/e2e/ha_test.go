@@ -64,7 +64,7 @@ func waitConfigMap(t *testing.T, s *cluster.Server, name, value string) {
 	t.Helper()
 	harness.WaitFor(t, time.Minute, fmt.Sprintf("%s serves configmap %s=%s", s.Name, name, value), func() (bool, error) {
 		got, err := getConfigMap(t, s, name)
-		return got == value, err
+		return err == nil && got == value, err
 	})
 }
 

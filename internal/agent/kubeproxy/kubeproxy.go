@@ -5,15 +5,14 @@ package kubeproxy
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/pflag"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/cmd/kube-proxy/app"
 
+	"github.com/k3ha/k3ha/internal/agent/nodewait"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/flagargs"
 )
@@ -80,38 +79,14 @@ func (k *KubeProxy) Start(ctx context.Context) error {
 	return nil
 }
 
-// Node polling starts at minPoll and doubles up to maxPoll; variables so
-// tests can shorten them.
-var (
-	minPoll = 200 * time.Millisecond
-	maxPoll = 2 * time.Second
-)
-
 // waitForNode returns once the kubelet has registered the Node with an
 // address. kube-proxy remembers the node's IPs when it starts and calls
 // os.Exit when they later differ from that, which in k3ha would end the
 // whole process: started before the Node exists, it remembers none.
 func (k *KubeProxy) waitForNode(ctx context.Context) error {
-	interval, logged := minPoll, false
-	for {
-		node, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
-		if err == nil && len(node.Status.Addresses) > 0 {
-			return nil
-		}
-		if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
-			slog.Debug("kube-proxy: cannot read the node yet", "node", k.cfg.NodeName, "err", err)
-		}
-		if !logged {
-			slog.Info("kube-proxy waits for the node to be registered", "node", k.cfg.NodeName)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-		interval = min(2*interval, maxPoll)
-	}
+	_, err := nodewait.Until(ctx, k.cfg.Client, k.cfg.NodeName, "the node to be registered before kube-proxy starts",
+		func(node *corev1.Node) (bool, error) { return len(node.Status.Addresses) > 0, nil })
+	return err
 }
 
 // Stop cancels kube-proxy. Its run loop does not return after a clean stop,

@@ -9,12 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/k3ha/k3ha/internal/agent/nodewait"
 )
 
 func TestWaitForNode(t *testing.T) {
-	oldMin, oldMax := minPoll, maxPoll
-	minPoll, maxPoll = 10*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { minPoll, maxPoll = oldMin, oldMax })
+	oldMin, oldMax := nodewait.MinPoll, nodewait.MaxPoll
+	nodewait.MinPoll, nodewait.MaxPoll = 10*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { nodewait.MinPoll, nodewait.MaxPoll = oldMin, oldMax })
 	client := fake.NewClientset()
 	k := New(Config{NodeName: "n1", Client: client})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -17,12 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/k3ha/k3ha/internal/agent/nodewait"
 )
 
 // Config is one node's pod network setup.
@@ -48,54 +47,20 @@ func (c Config) bridge() string {
 	return c.BridgeName
 }
 
-// WaitPodCIDR asks for the Node first after minPoll, the interval
-// doubling up to maxPoll: a new node gets its CIDR within a second or two
-// of registering, and a node that waits longer should not load the API.
-// Variables so tests can shorten them.
-var (
-	minPoll = 200 * time.Millisecond
-	maxPoll = 2 * time.Second
-)
-
 // WaitPodCIDR waits until the Node object has a pod CIDR and returns it
 // (the IPv4 one when the node has several).
 func WaitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName string) (*net.IPNet, error) {
-	waiting, lastErr := false, ""
-	interval := minPoll
-	for {
-		node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			cidr, err := nodePodCIDR(node)
-			if err != nil {
-				return nil, fmt.Errorf("node %s: %w", nodeName, err)
-			}
-			if cidr != nil {
-				slog.Info("node has its pod CIDR", "node", nodeName, "pod-cidr", cidr.String())
-				return cidr, nil
-			}
-		case apierrors.IsNotFound(err):
-			// The kubelet has not registered the node yet.
-		case ctx.Err() != nil:
-		default:
-			// API hiccups are expected while servers start; say so once
-			// per distinct error, and keep waiting.
-			if err.Error() != lastErr {
-				slog.Warn("cannot read node, retrying", "node", nodeName, "err", err)
-				lastErr = err.Error()
-			}
-		}
-		if !waiting {
-			slog.Info("waiting for the node's pod CIDR", "node", nodeName)
-			waiting = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the pod CIDR of node %s: %w", nodeName, ctx.Err())
-		case <-time.After(interval):
-		}
-		interval = min(2*interval, maxPoll)
+	var cidr *net.IPNet
+	_, err := nodewait.Until(ctx, client, nodeName, "the node's pod CIDR", func(node *corev1.Node) (bool, error) {
+		var err error
+		cidr, err = nodePodCIDR(node)
+		return cidr != nil, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	slog.Info("node has its pod CIDR", "node", nodeName, "pod-cidr", cidr.String())
+	return cidr, nil
 }
 
 // nodePodCIDR returns the node's IPv4 pod CIDR, nil if it has none yet.

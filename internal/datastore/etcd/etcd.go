@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -172,7 +171,7 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 	case hasData && e.mode != Existing:
 		return fmt.Errorf("etcd: %s already holds etcd data; start it as an existing member, not %s", l.EtcdDir(), e.mode)
 	case !hasData && e.mode == Existing:
-		return fmt.Errorf("etcd: no etcd data in %s to restart from", l.EtcdDir())
+		return fmt.Errorf("etcd: no etcd data in %s to restart from: start with --cluster-init for a new cluster or --server to join one", l.EtcdDir())
 	}
 	if err := os.MkdirAll(l.EtcdDir(), 0o700); err != nil {
 		return fmt.Errorf("etcd data dir: %w", err)
@@ -620,7 +619,7 @@ func removedError(l layout.Server) error {
 func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd, ours []string) bool {
 	var endpoints []string
 	for _, m := range srv.Server.Cluster().Members() {
-		if !slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) }) {
+		if !overlaps(m.PeerURLs, ours) {
 			endpoints = append(endpoints, m.ClientURLs...)
 		}
 	}
@@ -639,7 +638,7 @@ func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd, o
 		return false
 	}
 	for _, m := range resp.Members {
-		if slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) }) {
+		if overlaps(m.PeerURLs, ours) {
 			return false
 		}
 	}

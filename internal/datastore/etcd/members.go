@@ -69,7 +69,7 @@ func logFaultTolerance(members []Member) {
 	}
 	args := []any{"members", len(members), "voting", voting, "tolerated_failures", faultTolerance(voting)}
 	if voting > 0 && voting%2 == 0 {
-		slog.Warn(fmt.Sprintf("etcd has %d voting members, an even count: it tolerates %d failure(s), no more than %d members would; add one more server", voting, (voting-1)/2, voting-1), args...)
+		slog.Warn(fmt.Sprintf("etcd has %d voting members, an even count: it tolerates %d failure(s), no more than %d members would; add one more server", voting, faultTolerance(voting), voting-1), args...)
 		return
 	}
 	slog.Info("etcd membership", args...)
