@@ -16,45 +16,39 @@ import (
 // adoptBootstrap reads the cluster's bootstrap data from the datastore, if
 // any, checks that the token opens it, and writes the files this node lacks
 // (a second server on a shared external datastore gets the CAs this way).
-// found says whether the datastore held any.
-func adoptBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string) (found bool, err error) {
+func adoptBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string) error {
 	blob, found, err := bootstrap.Load(ctx, kv)
 	if err != nil {
-		return false, fmt.Errorf("read bootstrap data from the datastore: %w", err)
+		return fmt.Errorf("read bootstrap data from the datastore: %w", err)
 	}
 	if !found {
-		return false, nil
+		return nil
 	}
 	if secret == "" {
-		return true, errors.New("the datastore already holds a cluster: start this server with that cluster's token (--token; server/token on its first server)")
+		return errors.New("the datastore already holds a cluster: start this server with that cluster's token (--token; server/token on its first server)")
 	}
 	data, err := bootstrap.Open(blob, secret)
 	if errors.Is(err, bootstrap.ErrWrongToken) {
-		return true, errWrongToken
+		return errWrongToken
 	}
 	if err != nil {
-		return true, fmt.Errorf("bootstrap data in the datastore: %w", err)
+		return fmt.Errorf("bootstrap data in the datastore: %w", err)
 	}
 	if differ := data.Differing(l); len(differ) > 0 {
-		return true, fmt.Errorf("this data dir's certificates (%s) differ from the cluster's bootstrap data in the datastore: the data dir belongs to another cluster; use an empty --data-dir", strings.Join(differ, ", "))
+		return fmt.Errorf("this data dir's certificates (%s) differ from the cluster's bootstrap data in the datastore: the data dir belongs to another cluster; use an empty --data-dir", strings.Join(differ, ", "))
 	}
 	if missing := data.Missing(l); len(missing) > 0 {
 		if err := data.Write(l); err != nil {
-			return true, fmt.Errorf("write bootstrap data: %w", err)
+			return fmt.Errorf("write bootstrap data: %w", err)
 		}
 		slog.Info("bootstrap data taken from the datastore", "files", len(missing))
 	}
-	return true, nil
+	return nil
 }
 
 // publishBootstrap stores this server's bootstrap data, encrypted with the
-// token, unless the datastore already holds the cluster's, which this
-// server's files must then match. Sealing costs a key derivation, so a
-// restart, which finds the data stored, does not seal.
+// token, unless another server already did.
 func publishBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string) error {
-	if found, err := adoptBootstrap(ctx, kv, l, secret); found || err != nil {
-		return err
-	}
 	data, err := bootstrap.Collect(l)
 	if err != nil {
 		return err
@@ -69,8 +63,7 @@ func publishBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secr
 	}
 	if !stored {
 		// Another server was first: its data is the cluster's; ours must match.
-		_, err := adoptBootstrap(ctx, kv, l, secret)
-		return err
+		return adoptBootstrap(ctx, kv, l, secret)
 	}
 	slog.Info("bootstrap data stored in the datastore, encrypted with the token")
 	return nil

@@ -124,15 +124,13 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	// kine needs no certificates, so it starts first: a server on a shared
 	// external datastore takes the cluster's CAs from there.
 	var kineStore store
-	adopted := false
 	if !choice.Kind.Etcd() {
 		if kineStore, err = startKine(ctx, mgr, cfg, l, choice.Kind); err != nil {
 			return err
 		}
 		committed = true
-		if err := withKV(kineStore.Endpoint(), func(kv clientv3.KV) (err error) {
-			adopted, err = adoptBootstrap(ctx, kv, l, secretOf(l, tok))
-			return err
+		if err := withKV(kineStore.Endpoint(), func(kv clientv3.KV) error {
+			return adoptBootstrap(ctx, kv, l, secretOf(l, tok))
 		}); err != nil {
 			return err
 		}
@@ -158,12 +156,10 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		store = e
 		slog.Info("datastore ready", "kind", choice.Kind.String(), "member", n.name)
 	}
-	if !adopted {
-		if err := withKV(store.Endpoint(), func(kv clientv3.KV) error {
-			return publishBootstrap(ctx, kv, l, files.tokens.server.Password)
-		}); err != nil {
-			return err
-		}
+	if err := withKV(store.Endpoint(), func(kv clientv3.KV) error {
+		return publishBootstrap(ctx, kv, l, files.tokens.server.Password)
+	}); err != nil {
+		return err
 	}
 
 	settings := controlplane.Settings{
