@@ -21,18 +21,48 @@ TAGS := no_btrfs no_devmapper no_zfs
 SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
 .PHONY: build test unit e2e vet bench clean
-# bin/k3ha is the one binary; the runc shim containerd starts per pod must be
-# a separate program (containerd's plugin registry clashes otherwise), so it
-# is built next to it and found there.
-build:
-	go build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/k3ha ./cmd/k3ha
-	CGO_ENABLED=0 go build -tags '$(TAGS)' -ldflags '-s -w' -o bin/containerd-shim-runc-v2 $(SHIM)
+
+# bin/k3ha is the one file a machine needs: k3ha's own code, with the
+# programs a node runs beside it appended as its payload (internal/payload):
+# the containerd runc shim (which must be a program of its own: containerd's
+# plugin registry clashes otherwise) and the packaged components' images,
+# each built from its Go module in components/ (own go.mod each, so their
+# dependencies never mix with k3ha's).
+STAGE    := bin/.stage
+PROGRAMS := $(STAGE)/programs
+PAYLOAD  := $(STAGE)/payload
+IMAGES   := coredns metrics-server local-path-provisioner local-path-helper svclb
+COMPONENT_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
+
+build: $(PAYLOAD)/bin/containerd-shim-runc-v2 $(foreach i,$(IMAGES),$(PAYLOAD)/images/$(i).tar)
+	go build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/k3ha.new ./cmd/k3ha
+	go run ./build/pack append bin/k3ha.new $(PAYLOAD)
+	mv bin/k3ha.new bin/k3ha
+	rm -f bin/containerd-shim-runc-v2
+
+$(PAYLOAD)/bin/containerd-shim-runc-v2: go.mod go.sum
+	CGO_ENABLED=0 go build -tags '$(TAGS)' -ldflags '-s -w' -o $@ $(SHIM)
+
+$(PAYLOAD)/images/%.tar: $(PROGRAMS)/% internal/packaged/images.go
+	go run ./build/pack image $* $< $@
+
+$(PROGRAMS)/coredns: $(wildcard components/coredns/*)
+	cd components/coredns && $(COMPONENT_BUILD) -o $(CURDIR)/$@ .
+$(PROGRAMS)/metrics-server: $(wildcard components/metrics-server/*)
+	cd components/metrics-server && $(COMPONENT_BUILD) -o $(CURDIR)/$@ sigs.k8s.io/metrics-server/cmd/metrics-server
+$(PROGRAMS)/local-path-provisioner: $(wildcard components/local-path-provisioner/*)
+	cd components/local-path-provisioner && $(COMPONENT_BUILD) -o $(CURDIR)/$@ github.com/rancher/local-path-provisioner
+$(PROGRAMS)/local-path-helper: $(wildcard components/helpers/go.* components/helpers/sh/*)
+	cd components/helpers && $(COMPONENT_BUILD) -o $(CURDIR)/$@ ./sh
+$(PROGRAMS)/svclb: $(wildcard components/helpers/go.* components/helpers/svclb/*)
+	cd components/helpers && $(COMPONENT_BUILD) -o $(CURDIR)/$@ ./svclb
 
 # The README's test command: fast unit tests, then the end-to-end suite on real processes.
 test: unit e2e
 
 unit:
 	go test -short -count=1 ./internal/... ./test/e2e/harness/
+	cd components/helpers && go test -short -count=1 ./...
 
 # TestMain builds the binary once (make build) for the whole suite.
 e2e:
@@ -40,6 +70,7 @@ e2e:
 
 vet:
 	go vet ./...
+	cd components/helpers && go vet ./...
 	go vet -tags e2e ./test/e2e/
 	go vet -tags bench ./bench/
 

@@ -44,7 +44,6 @@ const (
 	podNamespace    = "default"
 	benchImageRef   = "k3ha.invalid/bench/testapp:1"
 	benchImageFile  = "testapp.tar"
-	shimName        = "containerd-shim-runc-v2"
 	hostnameLabel   = "kubernetes.io/hostname"
 	nodeReadyGoal   = 10 * time.Second
 	podRunningGoal  = 5 * time.Second
@@ -67,8 +66,9 @@ var nodePhases = []string{
 	"controllers started",
 	"load balancer ready",
 	"node certificates ready",
+	"payload unpacked",
 	"containerd ready",
-	"pause image imported",
+	"image imported",
 	"images imported",
 	"kubelet started",
 	"k3ha agent is ready",
@@ -95,17 +95,15 @@ func benchImage(t *testing.T) []byte {
 	return imageBytes
 }
 
-// binaryCopy puts a copy of k3ha and its shim into a directory of the
+// binaryCopy puts a copy of k3ha (which carries its shim) into a directory of the
 // test's own. An agent started from it maps other page-cache pages than the
 // server, as on a machine of its own: the proportional set sizes (PSS) of
 // the agent and its containerd then add up to what the two cost together.
 func binaryCopy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{filepath.Base(k3haBin), shimName} {
-		if err := copyFile(filepath.Join(filepath.Dir(k3haBin), name), filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
+	if err := copyFile(k3haBin, filepath.Join(dir, filepath.Base(k3haBin))); err != nil {
+		t.Fatal(err)
 	}
 	return filepath.Join(dir, filepath.Base(k3haBin))
 }

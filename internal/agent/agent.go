@@ -30,6 +30,8 @@ import (
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/packaged"
+	"github.com/k3ha/k3ha/internal/payload"
 	"github.com/k3ha/k3ha/internal/pki"
 	"github.com/k3ha/k3ha/internal/supervisor"
 	"github.com/k3ha/k3ha/internal/token"
@@ -76,19 +78,24 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	}
 	slog.Info("node certificates ready", "node", o.NodeName, "dir", l.CertDir())
 
+	pl, err := unpackPayload(o.DataDir)
+	if err != nil {
+		return err
+	}
 	endpoint := o.Node.ContainerRuntimeEndpoint
 	if endpoint == "" {
-		ctr := containerd.New(containerd.Settings{
-			Paths: containerd.Paths{
-				Root: l.ContainerdRoot(), State: l.ContainerdState(), CNIConfDir: l.CNIConfDir(),
-				CNIBinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"}, RuncRoot: l.RuncRoot(),
-			},
-			SandboxImage: images.PauseRef,
-		}, l.ContainerdLog())
+		paths := containerd.Paths{
+			Root: l.ContainerdRoot(), State: l.ContainerdState(), CNIConfDir: l.CNIConfDir(),
+			CNIBinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"}, RuncRoot: l.RuncRoot(),
+		}
+		if pl != nil {
+			paths.BinDir = pl.Bin()
+		}
+		ctr := containerd.New(containerd.Settings{Paths: paths, SandboxImage: images.PauseRef}, l.ContainerdLog())
 		if err := mgr.Start(ctx, ctr); err != nil {
 			return err
 		}
-		if err := importImages(ctx, ctr, l); err != nil {
+		if err := importImages(ctx, ctr, l, pl); err != nil {
 			return err
 		}
 		endpoint = ctr.Endpoint()
@@ -98,12 +105,16 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	resolv, err := resolvConf(o.Node.ResolvConf, l.EtcDir())
+	if err != nil {
+		return err
+	}
 	kl := kubelet.New(kubelet.Config{
 		NodeName: o.NodeName, NodeIP: o.NodeIP.String(),
 		RootDir: l.KubeletDir(), CertDir: l.CertDir(), PodLogsDir: l.PodLogsDir(), StaticPodDir: l.PodManifestsDir(),
 		Kubeconfig: l.Kubeconfig("kubelet"), ClientCAFile: l.Cert(layout.ClientCABundle),
 		ServingCert: l.Cert(layout.KubeletServing), ServingKey: l.Key(layout.KubeletServing),
-		RuntimeEnpoint: endpoint, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
+		RuntimeEnpoint: endpoint, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain, ResolvConf: resolv,
 		CgroupRoot: "/k3ha/" + o.NodeName, NodeLabels: labels, ExtraArgs: o.Node.KubeletArgs,
 	})
 	if err := mgr.Start(ctx, kl); err != nil {
@@ -126,6 +137,9 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 			ClusterCIDR: cluster.ClusterCIDR, ExtraArgs: o.Node.KubeProxyArgs, Client: nodeClient})); err != nil {
 			return err
 		}
+	}
+	if pl != nil {
+		pl.RemoveOthers()
 	}
 	return nil
 }
@@ -208,8 +222,9 @@ func nodePassword(path string) (string, error) {
 	return secret, nil
 }
 
-// importImages loads the pause image and the air-gap tarballs.
-func importImages(ctx context.Context, ctr *containerd.Containerd, l layout.Agent) error {
+// importImages loads the pause image, the packaged components' images
+// and the air-gap tarballs.
+func importImages(ctx context.Context, ctr *containerd.Containerd, l layout.Agent, pl *payload.Dir) error {
 	c, err := ctr.Client()
 	if err != nil {
 		return fmt.Errorf("containerd client: %w", err)
@@ -217,6 +232,13 @@ func importImages(ctx context.Context, ctr *containerd.Containerd, l layout.Agen
 	defer c.Close()
 	if err := images.EnsurePause(ctx, c, runtime.GOARCH); err != nil {
 		return fmt.Errorf("pause image: %w", err)
+	}
+	if pl != nil {
+		for _, img := range packaged.Images {
+			if err := images.EnsurePacked(ctx, c, pl.File("images/"+img.Name+".tar")); err != nil {
+				return fmt.Errorf("packaged image %s: %w", img.Name, err)
+			}
+		}
 	}
 	if err := os.MkdirAll(l.ImagesDir(), 0o755); err != nil {
 		return err
@@ -230,6 +252,29 @@ func importImages(ctx context.Context, ctr *containerd.Containerd, l layout.Agen
 		slog.Info("images imported", "dir", l.ImagesDir(), "files", n, "took", time.Since(begin).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// unpackPayload unpacks what this k3ha binary carries into the data dir;
+// nil when it carries nothing (a plain `go build`): the shim is then looked
+// for beside k3ha and no packaged images are imported.
+func unpackPayload(dataDir string) (*payload.Dir, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own binary: %w", err)
+	}
+	p, err := payload.Open(self)
+	if errors.Is(err, payload.ErrNone) {
+		slog.Warn("this k3ha binary carries no payload: the packaged components' images are missing and the runc shim must be on PATH; build with `make build`")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.Unpack(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 func parseLabels(list []string) (map[string]string, error) {

@@ -4,6 +4,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/k3ha/k3ha/internal/packaged"
 	"github.com/k3ha/k3ha/internal/version"
 )
 
@@ -16,7 +17,7 @@ func New() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate(version.String() + "\n")
+	root.SetVersionTemplate(version.String() + "\npackaged components:\n" + packaged.Versions())
 	// Declared here so that the Kubernetes libraries' global --version flag
 	// (of another type) does not take its place.
 	root.Flags().Bool("version", false, "Print the version and exit")

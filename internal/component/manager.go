@@ -19,6 +19,12 @@ type Component interface {
 	Stop() error
 }
 
+// Readier components need time after Start before the next component may
+// rely on them; the manager waits for WaitReady after starting them.
+type Readier interface {
+	WaitReady(ctx context.Context) error
+}
+
 // Watched components can end on their own; the manager reports it.
 type Watched interface {
 	Done() <-chan struct{}
@@ -37,16 +43,47 @@ func NewManager() *Manager {
 	return &Manager{failed: make(chan error, 1), stopped: make(chan struct{})}
 }
 
-// Start starts c and remembers it for Stop.
+// Start starts c, remembers it for Stop, and when c is a Readier waits
+// until it is ready or a started component dies.
 func (m *Manager) Start(ctx context.Context, c Component) error {
 	begin := time.Now()
 	if err := c.Start(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", c.Name(), err)
 	}
 	m.started = append(m.started, c)
-	slog.Debug("component started", "component", c.Name(), "took", time.Since(begin).Round(time.Millisecond))
 	if w, ok := c.(Watched); ok {
 		go m.watch(c.Name(), w)
+	}
+	if r, ok := c.(Readier); ok {
+		if err := m.WaitOrFail(ctx, r.WaitReady); err != nil {
+			return fmt.Errorf("%s not ready: %w", c.Name(), err)
+		}
+	}
+	slog.Debug("component started", "component", c.Name(), "took", time.Since(begin).Round(time.Millisecond))
+	return nil
+}
+
+// WaitOrFail runs a wait unless a started component dies first; then it
+// returns that component's failure.
+func (m *Manager) WaitOrFail(ctx context.Context, wait func(context.Context) error) error {
+	waitCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-m.failed:
+			select { // keep it for Failed
+			case m.failed <- err:
+			default:
+			}
+			cancel(err)
+		case <-waitCtx.Done():
+		}
+	}()
+	if err := wait(waitCtx); err != nil {
+		if cause := context.Cause(waitCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return err
 	}
 	return nil
 }

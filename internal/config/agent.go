@@ -16,6 +16,7 @@ type Node struct {
 	KubeProxyArgs            []string
 	ContainerRuntimeEndpoint string
 	LBServerPort             int
+	ResolvConf               string
 }
 
 // AddNodeFlags registers the node flags.
@@ -25,6 +26,7 @@ func (n *Node) AddNodeFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&n.KubeProxyArgs, "kube-proxy-arg", nil, "Extra kube-proxy flag as key=value (repeatable)")
 	fs.StringVar(&n.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "Use this CRI socket (e.g. unix:///run/containerd/containerd.sock) instead of k3ha's own containerd")
 	fs.IntVar(&n.LBServerPort, "lb-server-port", DefaultLBPort, "Local port of the agent's load balancer to the servers")
+	fs.StringVar(&n.ResolvConf, "resolv-conf", "", "The kubelet's resolv.conf: the upstream resolvers of pods and of the cluster DNS (default: the host's, if usable)")
 }
 
 // Agent is the whole configuration of `k3ha agent`.
@@ -60,4 +62,5 @@ var AgentEnv = []EnvBinding{
 	{Flag: "token-file", Vars: []string{"K3HA_TOKEN_FILE", "K3S_TOKEN_FILE"}},
 	{Flag: "server", Vars: []string{"K3HA_URL", "K3S_URL"}},
 	{Flag: "node-name", Vars: []string{"K3HA_NODE_NAME", "K3S_NODE_NAME"}},
+	{Flag: "resolv-conf", Vars: []string{"K3HA_RESOLV_CONF", "K3S_RESOLV_CONF"}},
 }

@@ -69,6 +69,9 @@ type Server struct {
 	ClusterReset            bool
 	ClusterResetRestorePath string
 
+	SystemDefaultRegistry   string
+	DefaultLocalStoragePath string
+
 	Node
 }
 
@@ -119,7 +122,18 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 
 	fs.BoolVar(&s.ClusterReset, "cluster-reset", false, "Make this server the only member of a new etcd cluster, keeping its data")
 	fs.StringVar(&s.ClusterResetRestorePath, "cluster-reset-restore-path", "", "Snapshot file to restore with --cluster-reset")
+
+	fs.StringVar(&s.SystemDefaultRegistry, "system-default-registry", "", "Registry the packaged components' images are named under (for a mirror of them); default: the images k3ha carries")
+	fs.StringVar(&s.DefaultLocalStoragePath, "default-local-storage-path", "", "Where local-path volumes live on every node (default: <data-dir>/storage)")
 	s.AddNodeFlags(fs)
+}
+
+// StoragePath is where local-path volumes live on the nodes.
+func (s *Server) StoragePath() string {
+	if s.DefaultLocalStoragePath != "" {
+		return s.DefaultLocalStoragePath
+	}
+	return filepath.Join(s.DataDir, "storage")
 }
 
 // ServerEnv maps environment variables onto server flags. The K3HA_ name wins
@@ -136,6 +150,7 @@ var ServerEnv = []EnvBinding{
 	{Flag: "node-name", Vars: []string{"K3HA_NODE_NAME", "K3S_NODE_NAME"}},
 	{Flag: "write-kubeconfig", Vars: []string{"K3HA_KUBECONFIG_OUTPUT", "K3S_KUBECONFIG_OUTPUT"}},
 	{Flag: "write-kubeconfig-mode", Vars: []string{"K3HA_KUBECONFIG_MODE", "K3S_KUBECONFIG_MODE"}},
+	{Flag: "resolv-conf", Vars: []string{"K3HA_RESOLV_CONF", "K3S_RESOLV_CONF"}},
 }
 
 func defaultDataDir() string {

@@ -14,8 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// KnownComponents are the packaged components --disable accepts (K3s names).
-var KnownComponents = []string{"coredns", "servicelb", "traefik", "local-storage", "metrics-server", "runtimes"}
+// PackagedComponents are deployed from the manifests directory unless
+// --disable names them (K3s names).
+var PackagedComponents = []string{"coredns", "local-storage", "metrics-server", "servicelb", "traefik"}
+
+// KnownComponents are what --disable accepts: the packaged components and
+// K3s's "runtimes" (its RuntimeClasses, which k3ha does not ship).
+var KnownComponents = append(slices.Clone(PackagedComponents), "runtimes")
 
 func joinKnown() string { return strings.Join(KnownComponents, ", ") }
 

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"time"
 
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/component-base/configz"
 
 	"github.com/k3ha/k3ha/internal/component"
+	"github.com/k3ha/k3ha/internal/leader"
 )
 
 // term builds a fresh instance of a component and returns its blocking Run.
@@ -51,67 +47,17 @@ func (e *elected) Start(ctx context.Context) error {
 		host, _ := os.Hostname()
 		e.identity = host
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, "kube-system", e.name,
-		client.CoreV1(), client.CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: e.identity + "_" + string(uuid.NewUUID())})
-	if err != nil {
-		return fmt.Errorf("%s lease: %w", e.name, err)
-	}
 	runCtx := e.Context(ctx)
-	e.Run(runCtx, func(ctx context.Context) error { return e.campaign(ctx, lock) })
-	return nil
-}
-
-// campaign leads whenever it can until ctx ends; it fails only if the
-// component cannot be built at all.
-func (e *elected) campaign(ctx context.Context, lock resourcelock.Interface) error {
-	for ctx.Err() == nil {
-		termCtx, endTerm := context.WithCancel(ctx)
-		var termErr error
-		termDone := make(chan struct{})
-		started := false
-		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   15 * time.Second,
-			RenewDeadline:   10 * time.Second,
-			RetryPeriod:     2 * time.Second,
-			ReleaseOnCancel: true,
-			Name:            e.name,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(leadCtx context.Context) {
-					started = true
-					defer close(termDone)
-					defer endTerm() // a term that ends by itself gives up the lease
-					slog.Info("leading", "component", e.name)
-					configz.Delete(e.configz)
-					run, err := e.newTerm(leadCtx)
-					if err != nil {
-						termErr = err
-						return
-					}
-					if err := run(leadCtx); err != nil && leadCtx.Err() == nil {
-						termErr = err
-					}
-				},
-				OnStoppedLeading: func() {},
-			},
+	e.Run(runCtx, func(ctx context.Context) error {
+		return leader.Campaign(ctx, client, e.name, e.identity, func(leadCtx context.Context) error {
+			configz.Delete(e.configz)
+			run, err := e.newTerm(leadCtx)
+			if err != nil {
+				return err
+			}
+			return run(leadCtx)
 		})
-		if err != nil {
-			endTerm()
-			return fmt.Errorf("%s leader election: %w", e.name, err)
-		}
-		le.Run(termCtx)
-		endTerm()
-		if started {
-			<-termDone
-		}
-		if termErr != nil {
-			return termErr
-		}
-		if ctx.Err() == nil {
-			slog.Warn("lost the lease; campaigning again", "component", e.name)
-		}
-	}
+	})
 	return nil
 }
 

@@ -33,13 +33,17 @@ func (s Settings) issuer() string { return "https://kubernetes.default.svc." + s
 func (s Settings) APIServerArgs() Args {
 	l := s.Layout
 	a := Args{
-		"advertise-address":                  s.AdvertiseIP.String(),
-		"allow-privileged":                   "true",
-		"api-audiences":                      s.issuer(),
-		"authentication-config":              l.AuthenticationConfig(),
-		"authorization-mode":                 "Node,RBAC",
-		"client-ca-file":                     l.Cert(layout.ClientCA),
-		"enable-admission-plugins":           "NodeRestriction",
+		"advertise-address":        s.AdvertiseIP.String(),
+		"allow-privileged":         "true",
+		"api-audiences":            s.issuer(),
+		"authentication-config":    l.AuthenticationConfig(),
+		"authorization-mode":       "Node,RBAC",
+		"client-ca-file":           l.Cert(layout.ClientCA),
+		"enable-admission-plugins": "NodeRestriction",
+		// Extension apiservers (metrics-server) are reached at their
+		// endpoints' pod IPs, not through their Service's cluster IP,
+		// which only kube-proxy on this host would translate.
+		"enable-aggregator-routing":          "true",
 		"etcd-servers":                       strings.Join(s.Datastore.Servers, ","),
 		"kubelet-certificate-authority":      l.Cert(layout.ServerCA),
 		"kubelet-client-certificate":         l.Cert(layout.APIServerClient),

@@ -21,7 +21,8 @@ func (a Agent) ContainerdLog() string         { return filepath.Join(a.Root, "co
 func (a Agent) RunDir() string                { return filepath.Join(a.Root, "run") }
 func (a Agent) ContainerdState() string       { return filepath.Join(a.RunDir(), "containerd") }
 func (a Agent) RuncRoot() string              { return filepath.Join(a.RunDir(), "runc") }
-func (a Agent) CNIConfDir() string            { return filepath.Join(a.Root, "etc", "cni", "net.d") }
+func (a Agent) EtcDir() string                { return filepath.Join(a.Root, "etc") }
+func (a Agent) CNIConfDir() string            { return filepath.Join(a.EtcDir(), "cni", "net.d") }
 func (a Agent) IPAMDir() string               { return filepath.Join(a.Root, "cni", "ipam") }
 func (a Agent) KubeletDir() string            { return filepath.Join(a.Root, "kubelet") }
 func (a Agent) PodLogsDir() string            { return filepath.Join(a.Root, "pod-logs") }

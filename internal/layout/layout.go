@@ -32,6 +32,9 @@ type Server struct{ Root string }
 // NewServer returns the server layout under dataDir.
 func NewServer(dataDir string) Server { return Server{Root: filepath.Join(dataDir, "server")} }
 
+// DataDir is the data dir the server layout lives in.
+func (s Server) DataDir() string { return filepath.Dir(s.Root) }
+
 func (s Server) TLSDir() string          { return filepath.Join(s.Root, "tls") }
 func (s Server) Cert(name string) string { return filepath.Join(s.TLSDir(), name+".crt") }
 func (s Server) Key(name string) string  { return filepath.Join(s.TLSDir(), name+".key") }
@@ -46,10 +49,15 @@ func (s Server) EncryptionConfig() string {
 func (s Server) AuthenticationConfig() string {
 	return filepath.Join(s.CredDir(), "authentication-config.yaml")
 }
-func (s Server) DBDir() string          { return filepath.Join(s.Root, "db") }
-func (s Server) SQLiteFile() string     { return filepath.Join(s.DBDir(), "state.db") }
-func (s Server) EtcdDir() string        { return filepath.Join(s.DBDir(), "etcd") }
-func (s Server) KineSocket() string     { return filepath.Join(s.Root, "kine.sock") }
+func (s Server) DBDir() string      { return filepath.Join(s.Root, "db") }
+func (s Server) SQLiteFile() string { return filepath.Join(s.DBDir(), "state.db") }
+func (s Server) EtcdDir() string    { return filepath.Join(s.DBDir(), "etcd") }
+func (s Server) KineSocket() string { return filepath.Join(s.Root, "kine.sock") }
+
+// ManifestsDir holds the manifests the deploy controller applies: the
+// packaged components' and the users' own.
+func (s Server) ManifestsDir() string { return filepath.Join(s.Root, "manifests") }
+
 func (s Server) TokenFile() string      { return filepath.Join(s.Root, "token") }
 func (s Server) AgentTokenFile() string { return filepath.Join(s.Root, "agent-token") }
 

@@ -16,12 +16,6 @@ import (
 // SQLite). The etcd member is this node's real one, so it needs the node's
 // etcd certificates, which an older SQLite server may not have yet.
 func migrateSQLite(ctx context.Context, cfg *config.Server, l layout.Server, n node) error {
-	if err := checkLocal(n.ip); err != nil {
-		return err
-	}
-	if err := etcd.CheckArgs(cfg.EtcdArgs); err != nil {
-		return err
-	}
 	if _, err := controlplane.EnsureCAs(l); err != nil {
 		return err
 	}

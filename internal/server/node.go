@@ -33,7 +33,3 @@ func resolveNode(cfg *config.Server) (node, error) {
 	}
 	return n, nil
 }
-
-// checkLocal makes sure the node IP belongs to this machine: etcd binds its
-// peer port to it.
-func checkLocal(ip net.IP) error { return nodeid.CheckLocal(ip) }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -12,17 +11,9 @@ import (
 )
 
 // resetCluster makes this server the only member of its etcd cluster,
-// keeping all data (for when quorum is lost for good), then stops.
+// keeping all data (for when quorum is lost for good), then stops. The plan
+// has checked that there is etcd data to reset.
 func resetCluster(ctx context.Context, cfg *config.Server, l layout.Server, n node) error {
-	if cfg.ClusterResetRestorePath != "" {
-		return errors.New("--cluster-reset-restore-path: restoring from an etcd snapshot is not supported yet; nothing was changed")
-	}
-	if !etcd.HasData(l) {
-		return fmt.Errorf("--cluster-reset: %s holds no etcd data to reset; nothing was changed", l.EtcdDir())
-	}
-	if err := checkLocal(n.ip); err != nil {
-		return err
-	}
 	e := etcd.New(etcd.Config{Name: n.name, Layout: l, NodeIP: n.ip, ExtraArgs: cfg.EtcdArgs, ForceNewCluster: true}, etcd.Existing, nil)
 	if err := e.Start(ctx); err != nil {
 		return fmt.Errorf("--cluster-reset: %w", err)

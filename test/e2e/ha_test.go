@@ -159,6 +159,8 @@ func TestHACluster(t *testing.T) {
 		}
 	})
 
+	t.Run("manifests dropped on one server", func(t *testing.T) { testManifests(t, servers) })
+
 	t.Run("supervisor paths", func(t *testing.T) {
 		get := func(path, user, pass string) (int, string) {
 			req, _ := http.NewRequest("GET", s2.URL()+path, nil)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/k3ha/k3ha/test/e2e/cluster"
@@ -19,8 +20,12 @@ import (
 var k3haBin string
 
 // testImage is a docker-archive of the test workload (testapp), built once
-// and dropped into every node's air-gap images directory.
-var testImage []byte
+// and dropped into every node's air-gap images directory; testApp is the
+// same program, for the test hosts themselves (an outside DNS server).
+var (
+	testImage []byte
+	testApp   string
+)
 
 func TestMain(m *testing.M) {
 	var err error
@@ -32,11 +37,26 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: kubectl is not on PATH; the suite checks k3ha with the machine's own kubectl as well as `k3ha kubectl`")
 		os.Exit(1)
 	}
-	if testImage, err = cluster.TestImage(testImageRef); err != nil {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "k3ha-e2e-")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(m.Run())
+	defer os.RemoveAll(dir)
+	testApp = filepath.Join(dir, "testapp")
+	if err := cluster.BuildTestApp(testApp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if testImage, err = cluster.ImageOf(testApp, testImageRef); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
 }
 
 const testImageRef = "k3ha.invalid/e2e/testapp:1"

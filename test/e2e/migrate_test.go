@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -257,6 +258,21 @@ func TestMigrateSQLiteToEtcd(t *testing.T) {
 	sqlite := filepath.Join(db, "state.db")
 	staging := filepath.Join(db, "etcd-migrate-tmp")
 	original := sqliteFiles(t, sqlite)
+
+	t.Run("join with SQLite data refused", func(t *testing.T) {
+		args := append(slices.Clone(s1.Args), "--token", haToken, "--server", "https://"+n.Subnet.IP.String()+":6443")
+		out, code := runK3ha(t, s1.Host, args...)
+		if code == 0 || !strings.Contains(out, "holds SQLite data") || !strings.Contains(out, "--cluster-init") {
+			t.Fatalf("exit %d:\n%s", code, tail(out, 10))
+		}
+		if got := sqliteFiles(t, sqlite); !maps.Equal(got, original) {
+			t.Fatal("the refused join changed the SQLite files")
+		}
+		if _, err := os.Stat(filepath.Join(db, "etcd")); !os.IsNotExist(err) {
+			t.Fatalf("the refused join made an etcd dir: %v", err)
+		}
+	})
+
 	s1.Args = append(s1.Args, "--cluster-init")
 
 	t.Run("killed while migrating", func(t *testing.T) {

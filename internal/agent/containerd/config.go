@@ -18,6 +18,9 @@ type Paths struct {
 	CNIConfDir string
 	CNIBinDirs []string
 	RuncRoot   string // runc's own state, per node (two nodes on one machine must not share it)
+	// BinDir holds the programs containerd runs (the runc shim), first on
+	// its PATH; empty: next to k3ha, then PATH.
+	BinDir string
 }
 
 // Socket is containerd's gRPC socket.

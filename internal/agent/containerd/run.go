@@ -18,7 +18,7 @@ import (
 
 // ShimName is the runc shim containerd starts per pod. It must be a binary
 // of its own (containerd's plugin registry clashes if the daemon's multicall
-// binary is also the shim), shipped next to k3ha.
+// binary is also the shim), carried in k3ha's payload.
 const ShimName = "containerd-shim-runc-v2"
 
 // Containerd is the running child process.
@@ -51,9 +51,11 @@ func (c *Containerd) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
 	}
-	shimDir, err := findShim(filepath.Dir(self))
-	if err != nil {
-		return err
+	shimDir := c.settings.BinDir
+	if shimDir == "" {
+		if shimDir, err = findShim(filepath.Dir(self)); err != nil {
+			return err
+		}
 	}
 	log, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -150,7 +152,8 @@ func (c *Containerd) Stop() error {
 	return nil
 }
 
-// findShim looks for the shim next to k3ha, then on PATH.
+// findShim looks for the shim next to k3ha, then on PATH: for a k3ha built
+// without its payload (`go build`).
 func findShim(dir string) (string, error) {
 	if st, err := os.Stat(filepath.Join(dir, ShimName)); err == nil && !st.IsDir() {
 		return dir, nil

@@ -3,6 +3,7 @@ package images
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -183,8 +184,7 @@ func importFile(ctx context.Context, c *client.Client, path string) ([]string, e
 }
 
 // EnsurePause makes sure containerd has the pause image of this k3ha for
-// arch (the host's), importing it unless the same image (same config
-// digest) is already there, unpacked and labelled.
+// arch (the host's).
 func EnsurePause(ctx context.Context, c *client.Client, arch string) error {
 	img, err := PauseImage(arch)
 	if err != nil {
@@ -194,29 +194,66 @@ func EnsurePause(ctx context.Context, c *client.Client, arch string) error {
 	if err != nil {
 		return err
 	}
+	return Ensure(ctx, c, Packed{Ref: PauseRef, ID: id}, func() (io.ReadCloser, error) {
+		var buf bytes.Buffer
+		if err := WriteArchive(&buf, img); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(&buf), nil
+	})
+}
+
+// Packed names an image archive k3ha made: the reference it imports as and
+// its ID (the config digest).
+type Packed struct {
+	Ref string `json:"ref"`
+	ID  string `json:"id"`
+}
+
+// PackedMetaPath is where the Packed of an archive is kept, beside it.
+func PackedMetaPath(archive string) string { return strings.TrimSuffix(archive, ".tar") + ".json" }
+
+// EnsurePacked makes sure containerd has the image of a packed archive,
+// reading the archive only when it does not.
+func EnsurePacked(ctx context.Context, c *client.Client, archive string) error {
+	data, err := os.ReadFile(PackedMetaPath(archive))
+	if err != nil {
+		return fmt.Errorf("packed image: %w", err)
+	}
+	var p Packed
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("packed image %s: %w", PackedMetaPath(archive), err)
+	}
+	return Ensure(ctx, c, p, func() (io.ReadCloser, error) { return os.Open(archive) })
+}
+
+// Ensure imports an image unless containerd has the same one (same config
+// digest) already, unpacked and labelled as Import labels it.
+func Ensure(ctx context.Context, c *client.Client, p Packed, open func() (io.ReadCloser, error)) error {
 	ctx = namespaces.WithNamespace(ctx, Namespace)
-	ok, err := present(ctx, c, PauseRef, id)
+	ok, err := present(ctx, c, p.Ref, p.ID)
 	if err != nil {
 		return err
 	}
 	if ok {
-		slog.Debug("pause image present", "image", PauseRef, "id", id)
+		slog.Debug("image present", "image", p.Ref, "id", p.ID)
 		return nil
 	}
-	var buf bytes.Buffer
-	if err := WriteArchive(&buf, img); err != nil {
-		return err
-	}
-	begin := time.Now()
-	names, err := Import(ctx, c, &buf)
+	r, err := open()
 	if err != nil {
-		return fmt.Errorf("import %s: %w", PauseRef, err)
+		return fmt.Errorf("image %s: %w", p.Ref, err)
 	}
-	if len(names) != 1 || names[0] != PauseRef {
+	defer r.Close()
+	begin := time.Now()
+	names, err := Import(ctx, c, r)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", p.Ref, err)
+	}
+	if len(names) != 1 || names[0] != p.Ref {
 		// WriteArchive's RepoTags must import as exactly Ref.
-		return fmt.Errorf("pause image imported as %v, not %s", names, PauseRef)
+		return fmt.Errorf("image imported as %v, not %s", names, p.Ref)
 	}
-	slog.Info("pause image imported", "image", PauseRef, "id", id, "took", time.Since(begin).Round(time.Millisecond))
+	slog.Info("image imported", "image", p.Ref, "id", p.ID, "took", time.Since(begin).Round(time.Millisecond))
 	return nil
 }
 

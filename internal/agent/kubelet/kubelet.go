@@ -36,6 +36,7 @@ type Config struct {
 	RuntimeEnpoint string // CRI socket, unix://...
 	ClusterDNS     string
 	ClusterDomain  string
+	ResolvConf     string // upstream resolvers of pods with dnsPolicy Default
 	CgroupRoot     string // a cgroup of its own per node, so several nodes can share a machine
 	NodeLabels     map[string]string
 	ExtraArgs      []string // --kubelet-arg key=value, applied last
@@ -106,6 +107,7 @@ func (k *Kubelet) server() (*options.KubeletServer, error) {
 	kc.Authorization.Mode = "Webhook"
 	kc.ClusterDNS = []string{c.ClusterDNS}
 	kc.ClusterDomain = c.ClusterDomain
+	kc.ResolverConfig = c.ResolvConf
 	kc.CgroupDriver = "cgroupfs"
 	kc.CgroupRoot = c.CgroupRoot
 	// Hosts on cgroup v1 (as many small machines still are) are supported.

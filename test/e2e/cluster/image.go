@@ -11,22 +11,35 @@ import (
 	"github.com/k3ha/k3ha/internal/agent/images"
 )
 
+// BuildTestApp builds testapp as a static binary at path.
+func BuildTestApp(path string) error {
+	_, file, _, _ := runtime.Caller(0)
+	build := exec.Command("go", "build", "-o", path, "./testapp")
+	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build testapp: %w\n%s", err, out)
+	}
+	return nil
+}
+
 // TestImage builds testapp as a static binary and packs it as an image
 // archive named ref.
 func TestImage(ref string) ([]byte, error) {
-	_, file, _, _ := runtime.Caller(0)
 	dir, err := os.MkdirTemp("", "k3ha-testapp-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "testapp")
-	build := exec.Command("go", "build", "-o", bin, "./testapp")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build testapp: %w\n%s", err, out)
+	if err := BuildTestApp(bin); err != nil {
+		return nil, err
 	}
+	return ImageOf(bin, ref)
+}
+
+// ImageOf packs the testapp binary at bin as an image archive named ref.
+func ImageOf(bin, ref string) ([]byte, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return nil, err

@@ -94,3 +94,16 @@ func removeCgroups(root string) {
 		}
 	}
 }
+
+// KillNode is a node's power loss: SIGKILL to k3ha and to every container
+// of the node, whose mounts go too.
+func (s *Server) KillNode() {
+	s.T.Helper()
+	if err := s.Proc.Kill(); err != nil {
+		s.T.Fatalf("kill %s: %v", s.Name, err)
+	}
+	killNode(s.T, s.Name, s.Dir)
+}
+
+// NodeProcesses are the processes of a node's pods (its cgroup root).
+func NodeProcesses(node string) []int { return cgroupPIDs("/k3ha/" + node + "/") }

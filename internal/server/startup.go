@@ -1,0 +1,270 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/k3ha/k3ha/internal/addons"
+	"github.com/k3ha/k3ha/internal/agent"
+	"github.com/k3ha/k3ha/internal/component"
+	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/controlplane"
+	"github.com/k3ha/k3ha/internal/crds"
+	"github.com/k3ha/k3ha/internal/datastore"
+	"github.com/k3ha/k3ha/internal/datastore/etcd"
+	"github.com/k3ha/k3ha/internal/datastore/migrate"
+	"github.com/k3ha/k3ha/internal/kubeconfig"
+	"github.com/k3ha/k3ha/internal/layout"
+	"github.com/k3ha/k3ha/internal/packaged"
+)
+
+// startup carries out a plan. Each step uses what the earlier ones made;
+// the components they start go to mgr, which stops them in reverse.
+type startup struct {
+	cfg    *config.Server
+	plan   plan
+	layout layout.Server
+	mgr    *component.Manager
+	undo   *undo
+
+	listener      *listener
+	joinEndpoints []string // client URLs of the cluster joined
+	store         store
+	files         prepared
+	api           *controlplane.APIServer
+	client        *kubernetes.Clientset
+	sup           *serverSupervisor
+}
+
+type step struct {
+	name string
+	run  func(context.Context) error
+}
+
+// steps is start-up in order.
+func (s *startup) steps() []step {
+	return []step{
+		{"migrate sqlite to etcd", s.migrate},
+		{"listen", s.listen},
+		{"join", s.join},
+		{"kine", s.startKine},
+		{"files", s.prepareFiles},
+		{"etcd", s.startEtcd},
+		{"bootstrap data", s.publishBootstrap},
+		{"apiserver", s.startAPIServer},
+		{"controllers", s.startControllers},
+		{"node controller", s.startNodeController},
+		{"packaged components", s.startAddons},
+		{"agent", s.startAgent},
+		{"kubeconfig", s.writeKubeconfig},
+	}
+}
+
+func (s *startup) migrate(ctx context.Context) error {
+	if s.plan.finishMigration {
+		if _, err := migrate.Finish(s.layout); err != nil {
+			slog.Warn("could not rename the SQLite file a migration to etcd left; it is not used", "err", err)
+		}
+	}
+	if !s.plan.migrate {
+		return nil
+	}
+	return migrateSQLite(ctx, s.cfg, s.layout, s.plan.node)
+}
+
+// listen binds the port first: a port in use fails fast, before any file
+// is touched.
+func (s *startup) listen(ctx context.Context) error {
+	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("port %d on %s is already in use (another server?): stop it or choose --https-listen-port: %w", s.cfg.HTTPSPort, s.cfg.BindAddress, err)
+		}
+		return fmt.Errorf("listen on --bind-address %s port %d: %w", s.cfg.BindAddress, s.cfg.HTTPSPort, err)
+	}
+	s.listener = &listener{Listener: ln}
+	return s.mgr.Start(ctx, s.listener)
+}
+
+func (s *startup) join(ctx context.Context) error {
+	if s.plan.datastore != datastore.EtcdJoin {
+		return nil
+	}
+	var err error
+	if s.joinEndpoints, err = joinCluster(ctx, s.cfg, s.layout, s.plan.token, s.plan.node.name, peerURL(s.plan.node.ip)); err != nil {
+		return err
+	}
+	slog.Info("join checks passed; bootstrap data received", "server", s.cfg.ServerURL)
+	return nil
+}
+
+// startKine starts kine first when there is no embedded etcd: it needs no
+// certificates, and a server on a shared external datastore takes the
+// cluster's CAs from there.
+func (s *startup) startKine(ctx context.Context) error {
+	if s.plan.datastore.Etcd() {
+		return nil
+	}
+	var err error
+	if s.store, err = startKine(ctx, s.mgr, s.cfg, s.layout, s.plan.datastore); err != nil {
+		return err
+	}
+	s.undo.commit()
+	return withKV(s.store.Endpoint(), func(kv clientv3.KV) error {
+		return adoptBootstrap(ctx, kv, s.layout, secretOf(s.layout, s.plan.token))
+	})
+}
+
+func (s *startup) prepareFiles(context.Context) error {
+	var err error
+	if s.files, err = prepareFiles(s.layout, s.cfg, s.plan.node); err != nil {
+		return err
+	}
+	slog.Info("certificates ready", "dir", s.layout.TLSDir(), "created", s.files.created)
+	return nil
+}
+
+func (s *startup) startEtcd(ctx context.Context) error {
+	if !s.plan.datastore.Etcd() {
+		return nil
+	}
+	n := s.plan.node
+	if err := etcd.EnsureCertificates(s.layout, n.name, n.ip); err != nil {
+		return err
+	}
+	e := etcd.New(etcd.Config{Name: n.name, Layout: s.layout, NodeIP: n.ip, ExtraArgs: s.cfg.EtcdArgs}, s.plan.etcdMode, s.joinEndpoints)
+	if err := s.mgr.Start(ctx, e); err != nil {
+		return err
+	}
+	s.undo.commit()
+	s.store = e
+	slog.Info("datastore ready", "kind", s.plan.datastore.String(), "member", n.name)
+	return nil
+}
+
+func (s *startup) publishBootstrap(ctx context.Context) error {
+	return withKV(s.store.Endpoint(), func(kv clientv3.KV) error {
+		return publishBootstrap(ctx, kv, s.layout, s.files.tokens.server.Password)
+	})
+}
+
+func (s *startup) settings() controlplane.Settings {
+	return controlplane.Settings{
+		Layout:                     s.layout,
+		AdvertiseIP:                s.plan.node.advertise,
+		APIPort:                    s.cfg.HTTPSPort,
+		ClusterCIDR:                s.cfg.ClusterCIDR,
+		ServiceCIDR:                s.cfg.ServiceCIDR,
+		ClusterDomain:              s.cfg.ClusterDomain,
+		Datastore:                  s.store.Endpoint(),
+		EncryptionConfig:           s.files.encryptionConfig,
+		ExtraAPIServerArgs:         s.cfg.KubeAPIServerArgs,
+		ExtraControllerManagerArgs: s.cfg.KubeControllerManagerArgs,
+		ExtraSchedulerArgs:         s.cfg.KubeSchedulerArgs,
+	}
+}
+
+func (s *startup) startAPIServer(ctx context.Context) error {
+	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store)
+	s.api = &controlplane.APIServer{Args: s.settings().APIServerArgs(), Listener: s.listener.handOver(), Wrap: s.sup.Wrap, NodeName: s.plan.node.name}
+	if err := s.mgr.Start(ctx, s.api); err != nil {
+		return err
+	}
+	var err error
+	if s.client, err = kubernetes.NewForConfig(s.api.LoopbackConfig()); err != nil {
+		return fmt.Errorf("client for the local apiserver: %w", err)
+	}
+	s.sup.useAPI(s.client)
+	slog.Info("kube-apiserver ready", "address", s.listener.Addr().String())
+	return nil
+}
+
+func (s *startup) startControllers(ctx context.Context) error {
+	settings := s.settings()
+	if err := s.mgr.Start(ctx, controlplane.NewControllerManager(settings.ControllerManagerArgs(), s.plan.node.name)); err != nil {
+		return err
+	}
+	if err := s.mgr.Start(ctx, controlplane.NewScheduler(settings.SchedulerArgs(), s.plan.node.name)); err != nil {
+		return err
+	}
+	slog.Info("controllers started", "components", "kube-controller-manager,kube-scheduler")
+	return nil
+}
+
+func (s *startup) startNodeController(ctx context.Context) error {
+	etcdStore, _ := s.store.(*etcd.Etcd)
+	n := s.plan.node
+	return s.mgr.Start(ctx, &nodeController{client: s.client, name: n.name, ip: n.ip.String(), etcd: etcdStore, agent: s.plan.agent})
+}
+
+// startAddons writes the packaged components' manifests, installs the
+// Addon type, records this server's manifests as Addons and campaigns to
+// run k3ha's controllers, which apply them.
+func (s *startup) startAddons(ctx context.Context) error {
+	l := s.layout
+	values := packaged.Values{ClusterDNS: s.cfg.ClusterDNS, ClusterDomain: s.cfg.ClusterDomain,
+		StoragePath: s.cfg.StoragePath(), Registry: s.cfg.SystemDefaultRegistry}
+	if err := packaged.WriteManifests(l.ManifestsDir(), values, s.plan.components, s.plan.disabled); err != nil {
+		return err
+	}
+	restConfig := s.api.LoopbackConfig()
+	if err := crds.Install(ctx, restConfig, addons.CRD()); err != nil {
+		return err
+	}
+	scanner, err := newManifestScanner(restConfig, l.ManifestsDir(), s.plan.node.name)
+	if err != nil {
+		return err
+	}
+	if err := s.mgr.Start(ctx, scanner); err != nil {
+		return err
+	}
+	return s.mgr.Start(ctx, &controllers{restConfig: restConfig, identity: s.plan.node.name,
+		enabled: s.plan.components, disabled: s.plan.disabled, registry: s.cfg.SystemDefaultRegistry})
+}
+
+func (s *startup) startAgent(ctx context.Context) error {
+	if !s.plan.agent {
+		return nil
+	}
+	n := s.plan.node
+	return agent.Start(ctx, s.mgr, agent.Options{DataDir: s.cfg.DataDir, ServerURL: localAPI(s.cfg), Token: s.files.tokens.agent,
+		NodeName: n.name, NodeIP: n.ip, Node: s.cfg.Node})
+}
+
+func (s *startup) writeKubeconfig(context.Context) error {
+	l := s.layout
+	admin := kubeconfig.ClientCert{Server: localAPI(s.cfg), CAFile: l.Cert(layout.ServerCA),
+		CertFile: l.Cert(layout.AdminClient), KeyFile: l.Key(layout.AdminClient), Embed: true}
+	if err := admin.Write(s.cfg.WriteKubeconfig, os.FileMode(s.cfg.KubeconfigMode())); err != nil {
+		return fmt.Errorf("--write-kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// listener is the API port from its binding until the apiserver owns it:
+// closing it under a running apiserver makes that panic, so Stop closes it
+// only if it was never handed over.
+type listener struct {
+	net.Listener
+	handedOver bool
+}
+
+func (l *listener) Name() string                { return "listener" }
+func (l *listener) Start(context.Context) error { return nil }
+func (l *listener) handOver() net.Listener      { l.handedOver = true; return l.Listener }
+func (l *listener) Stop() error {
+	if l.handedOver {
+		return nil
+	}
+	return l.Listener.Close()
+}
