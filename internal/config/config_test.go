@@ -155,6 +155,22 @@ func TestMissingDefaultFileIsFine(t *testing.T) {
 	}
 }
 
+// --cluster-dns defaults to the 10th address of --service-cidr, as in K3s.
+func TestClusterDNSDefault(t *testing.T) {
+	for cidr, want := range map[string]string{"10.43.0.0/16": "10.43.0.10", "10.99.0.0/16": "10.99.0.10", "172.16.8.0/22": "172.16.8.10"} {
+		s, fs := newFlags(t)
+		if err := fs.Parse([]string{"--service-cidr", cidr}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if s.ClusterDNS != want {
+			t.Errorf("--service-cidr %s: cluster DNS %s, want %s", cidr, s.ClusterDNS, want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -164,7 +180,8 @@ func TestValidate(t *testing.T) {
 		{[]string{"--https-listen-port", "70000"}, []string{"--https-listen-port"}},
 		{[]string{"--cluster-cidr", "10.42.0.0/33"}, []string{"--cluster-cidr", "CIDR"}},
 		{[]string{"--cluster-cidr", "10.42.0.1/16"}, []string{"host bits", "10.42.0.0/16"}},
-		{[]string{"--service-cidr", "10.42.0.0/24"}, []string{"overlaps", "--cluster-dns"}},
+		{[]string{"--service-cidr", "10.42.0.0/24"}, []string{"overlaps"}},
+		{[]string{"--service-cidr", "10.99.0.0/16", "--cluster-dns", "10.43.0.10"}, []string{"--cluster-dns", "outside"}},
 		{[]string{"--cluster-dns", "10.99.0.10"}, []string{"--cluster-dns", "outside"}},
 		{[]string{"--node-ip", "10.0.0"}, []string{"--node-ip"}},
 		{[]string{"--advertise-address", "127.0.0.1"}, []string{"loopback"}},

@@ -14,7 +14,6 @@ const (
 	DefaultHTTPSPort     = 6443
 	DefaultClusterCIDR   = "10.42.0.0/16"
 	DefaultServiceCIDR   = "10.43.0.0/16"
-	DefaultClusterDNS    = "10.43.0.10"
 	DefaultClusterDomain = "cluster.local"
 	DefaultConfigFile    = "/etc/k3ha/config.yaml"
 	DefaultKubeconfig    = "/etc/k3ha/k3ha.yaml"
@@ -103,7 +102,7 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&s.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "Pod IP range")
 	fs.StringVar(&s.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "Service IP range")
-	fs.StringVar(&s.ClusterDNS, "cluster-dns", DefaultClusterDNS, "Cluster DNS service IP (inside --service-cidr)")
+	fs.StringVar(&s.ClusterDNS, "cluster-dns", "", "Cluster DNS service IP, inside --service-cidr (default: its 10th address, 10.43.0.10)")
 	fs.StringVar(&s.ClusterDomain, "cluster-domain", DefaultClusterDomain, "Cluster domain")
 	fs.StringSliceVar(&s.Disable, "disable", nil, "Packaged components not to deploy ("+joinKnown()+")")
 	fs.BoolVar(&s.DisableHelmController, "disable-helm-controller", false, "Do not run the Helm controller")

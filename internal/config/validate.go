@@ -83,6 +83,9 @@ func (s *Server) Validate() error {
 			}
 		}
 	}
+	if s.ClusterDNS == "" && len(serviceNets) > 0 {
+		s.ClusterDNS = tenth(serviceNets[0]).String()
+	}
 	if dns, err := netip.ParseAddr(s.ClusterDNS); err != nil {
 		bad("cluster-dns", "%q is not an IP address", s.ClusterDNS)
 	} else if len(serviceNets) > 0 && !slices.ContainsFunc(serviceNets, func(p netip.Prefix) bool { return p.Contains(dns) }) {
@@ -133,6 +136,15 @@ func parseCIDRs(flag, value string, bad func(string, string, ...any)) []netip.Pr
 		out = append(out, p)
 	}
 	return out
+}
+
+// tenth is the 10th address of a range: the cluster DNS's default, as K3s's.
+func tenth(p netip.Prefix) netip.Addr {
+	a := p.Addr()
+	for i := 0; i < 10; i++ {
+		a = a.Next()
+	}
+	return a
 }
 
 // sortErrs keeps the report stable although some checks walk maps.
