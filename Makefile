@@ -24,24 +24,39 @@ SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
 # bin/k3ha is the one file a machine needs: k3ha's own code, with the
 # programs a node runs beside it appended as its payload (internal/payload):
-# the containerd runc shim (which must be a program of its own: containerd's
-# plugin registry clashes otherwise) and the packaged components' images,
-# each built from its Go module in components/ (own go.mod each, so their
-# dependencies never mix with k3ha's).
+# runc, the containerd runc shim (a program of its own: containerd's plugin
+# registry clashes otherwise), the CNI plugins, crictl, and the packaged
+# components' images. Each is built from its Go module in components/ (own
+# go.mod each, so their dependencies never mix with k3ha's).
 STAGE    := bin/.stage
 PROGRAMS := $(STAGE)/programs
 PAYLOAD  := $(STAGE)/payload
 IMAGES   := coredns metrics-server local-path-provisioner local-path-helper svclb
+CNI      := bridge host-local loopback portmap
+BINS     := containerd-shim-runc-v2 runc crictl $(CNI)
 COMPONENT_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
 
-build: $(PAYLOAD)/bin/containerd-shim-runc-v2 $(foreach i,$(IMAGES),$(PAYLOAD)/images/$(i).tar)
+build: $(foreach b,$(BINS),$(PAYLOAD)/bin/$(b)) $(foreach i,$(IMAGES),$(PAYLOAD)/images/$(i).tar)
 	go build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/k3ha.new ./cmd/k3ha
 	go run ./build/pack append bin/k3ha.new $(PAYLOAD)
 	mv bin/k3ha.new bin/k3ha
-	rm -f bin/containerd-shim-runc-v2
 
 $(PAYLOAD)/bin/containerd-shim-runc-v2: go.mod go.sum
 	CGO_ENABLED=0 go build -tags '$(TAGS)' -ldflags '-s -w' -o $@ $(SHIM)
+# runc needs cgo (its nsenter is C) and libseccomp; linked statically so
+# that it runs on any distribution.
+$(PAYLOAD)/bin/runc: $(wildcard components/runc/go.*)
+	@pkg-config --exists libseccomp || { echo "runc needs libseccomp's static library and pkg-config: apt-get install pkg-config libseccomp-dev"; exit 1; }
+	cd components/runc && CGO_ENABLED=1 go build -trimpath -tags 'seccomp netgo osusergo' \
+		-ldflags "-s -w -extldflags -static" -o $(CURDIR)/$@ github.com/opencontainers/runc
+$(PAYLOAD)/bin/crictl: $(wildcard components/crictl/go.*)
+	cd components/crictl && $(COMPONENT_BUILD) -o $(CURDIR)/$@ sigs.k8s.io/cri-tools/cmd/crictl
+$(PAYLOAD)/bin/bridge $(PAYLOAD)/bin/loopback: $(PAYLOAD)/bin/%: $(wildcard components/cni/go.*)
+	cd components/cni && $(COMPONENT_BUILD) -o $(CURDIR)/$@ github.com/containernetworking/plugins/plugins/main/$*
+$(PAYLOAD)/bin/host-local: $(wildcard components/cni/go.*)
+	cd components/cni && $(COMPONENT_BUILD) -o $(CURDIR)/$@ github.com/containernetworking/plugins/plugins/ipam/host-local
+$(PAYLOAD)/bin/portmap: $(wildcard components/cni/go.*)
+	cd components/cni && $(COMPONENT_BUILD) -o $(CURDIR)/$@ github.com/containernetworking/plugins/plugins/meta/portmap
 
 $(PAYLOAD)/images/%.tar: $(PROGRAMS)/% internal/packaged/images.go
 	go run ./build/pack image $* $< $@

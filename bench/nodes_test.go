@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,27 +101,10 @@ func benchImage(t *testing.T) []byte {
 func binaryCopy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := copyFile(k3haBin, filepath.Join(dir, filepath.Base(k3haBin))); err != nil {
+	if err := cluster.CopyExecutable(k3haBin, filepath.Join(dir, filepath.Base(k3haBin))); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, filepath.Base(k3haBin))
-}
-
-func copyFile(from, to string) error {
-	src, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
 }
 
 // nodeServer prepares a server with its agent (SQLite, the default) on h,

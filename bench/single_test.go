@@ -35,18 +35,27 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	if k3haBin, err = cluster.Binary(); err != nil {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "k3ha-bench-")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if k3haBin, err = cluster.Binary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
 	}
 	out, err := exec.Command(k3haBin, "--version").Output()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: k3ha --version:", err)
-		os.Exit(1)
+		return 1
 	}
-	binVersion = strings.TrimSpace(string(out))
-	os.Exit(m.Run())
+	binVersion, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return m.Run()
 }
 
 const (

@@ -4,16 +4,16 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/k3ha/k3ha/internal/cli"
+	"github.com/k3ha/k3ha/internal/sdnotify"
 )
 
 func main() {
-	// Called through a symlink named kubectl, behave as kubectl.
-	if filepath.Base(os.Args[0]) == "kubectl" {
-		cli.RunKubectl(os.Args[1:])
-	}
+	// Before anything else: no embedded part may tell systemd it is ready.
+	sdnotify.Capture()
+	// Called through a symlink named kubectl, crictl or ctr, be that tool.
+	cli.ByName(os.Args[0], os.Args[1:])
 	if err := cli.New().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "k3ha:", err)
 		os.Exit(1)

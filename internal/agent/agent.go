@@ -26,6 +26,7 @@ import (
 	"github.com/k3ha/k3ha/internal/agent/kubeproxy"
 	"github.com/k3ha/k3ha/internal/agent/loadbalancer"
 	"github.com/k3ha/k3ha/internal/agent/podnet"
+	"github.com/k3ha/k3ha/internal/agent/registries"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
@@ -54,6 +55,11 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	l := layout.NewAgent(o.DataDir)
 	if err := os.MkdirAll(l.Root, 0o700); err != nil {
 		return fmt.Errorf("agent dir: %w", err)
+	}
+	// A wrong registries.yaml stops the node before it joins.
+	reg, err := registries.Load(o.Node.PrivateRegistry)
+	if err != nil {
+		return err
 	}
 	// Everything goes through the load balancer, even the first contact: a
 	// restarted agent then reaches the cluster from the server list it kept,
@@ -85,13 +91,20 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	endpoint := o.Node.ContainerRuntimeEndpoint
 	if endpoint == "" {
 		paths := containerd.Paths{
-			Root: l.ContainerdRoot(), State: l.ContainerdState(), CNIConfDir: l.CNIConfDir(),
-			CNIBinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"}, RuncRoot: l.RuncRoot(),
+			Root: l.ContainerdRoot(), State: l.ContainerdState(), CNIConfDir: l.CNIConfDir(), RuncRoot: l.RuncRoot(),
+			// Without a payload (a plain `go build`), the distribution's plugins.
+			CNIBinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
 		}
 		if pl != nil {
-			paths.BinDir = pl.Bin()
+			// runc, the shim and the CNI plugins k3ha carries; plugins an
+			// admin installs for another pod network in the usual place.
+			paths.BinDir, paths.CNIBinDirs = pl.Bin(), []string{pl.Bin(), "/opt/cni/bin"}
 		}
-		ctr := containerd.New(containerd.Settings{Paths: paths, SandboxImage: images.PauseRef}, l.ContainerdLog())
+		if err := reg.WriteHosts(l.RegistryHostsDir()); err != nil {
+			return fmt.Errorf("registry hosts: %w", err)
+		}
+		ctr := containerd.New(containerd.Settings{Paths: paths, SandboxImage: images.PauseRef,
+			RegistryHostsDir: l.RegistryHostsDir(), RegistryAuths: reg.Auths()}, l.ContainerdLog())
 		if err := mgr.Start(ctx, ctr); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/lockfile"
 	"github.com/k3ha/k3ha/internal/nodeid"
+	"github.com/k3ha/k3ha/internal/sdnotify"
 	"github.com/k3ha/k3ha/internal/token"
 )
 
@@ -46,9 +47,11 @@ func Run(ctx context.Context, cfg *config.Agent) error {
 		return err
 	}
 	slog.Info("k3ha agent is ready", "took", time.Since(begin).Round(time.Millisecond), "node", name, "server", cfg.ServerURL)
+	sdnotify.Ready()
 	select {
 	case <-ctx.Done():
 		slog.Info("shutting down", "reason", context.Cause(ctx))
+		sdnotify.Stopping()
 		return nil
 	case err := <-mgr.Failed():
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/k3ha/k3ha/internal/agent"
 	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/hostcheck"
 	"github.com/k3ha/k3ha/internal/logging"
 	"github.com/k3ha/k3ha/internal/version"
 )
@@ -26,6 +27,9 @@ func newAgentCommand() *cobra.Command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid agent configuration:\n%w", err)
+			}
+			if err := hostcheck.Real("").Fatal(); err != nil {
+				return err
 			}
 			logging.Setup(os.Stderr, logging.Options{Debug: cfg.Debug})
 			ctx, stop := signalContext()

@@ -17,10 +17,10 @@ func New() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate(version.String() + "\npackaged components:\n" + packaged.Versions())
+	root.SetVersionTemplate(version.String() + "\n" + packaged.Versions())
 	// Declared here so that the Kubernetes libraries' global --version flag
 	// (of another type) does not take its place.
 	root.Flags().Bool("version", false, "Print the version and exit")
-	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newContainerdCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newCrictlCommand(), newCtrCommand(), newCheckConfigCommand(), newContainerdCommand())
 	return root
 }

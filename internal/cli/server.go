@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/hostcheck"
 	"github.com/k3ha/k3ha/internal/logging"
 	"github.com/k3ha/k3ha/internal/server"
 	"github.com/k3ha/k3ha/internal/version"
@@ -29,6 +30,11 @@ func newServerCommand() *cobra.Command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid server configuration:\n%w", err)
+			}
+			if !cfg.DisableAgent {
+				if err := hostcheck.Real("").Fatal(); err != nil {
+					return err
+				}
 			}
 			logging.Setup(os.Stderr, logging.Options{Debug: cfg.Debug})
 			ctx, stop := signalContext()

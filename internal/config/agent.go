@@ -4,6 +4,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// DefaultRegistriesFile is where a node's registries.yaml is looked for.
+const DefaultRegistriesFile = "/etc/k3ha/registries.yaml"
+
 // DefaultLBPort is the agent's local load-balancer port to the API (K3s uses the same).
 const DefaultLBPort = 6444
 
@@ -17,6 +20,7 @@ type Node struct {
 	ContainerRuntimeEndpoint string
 	LBServerPort             int
 	ResolvConf               string
+	PrivateRegistry          string
 }
 
 // AddNodeFlags registers the node flags.
@@ -26,6 +30,7 @@ func (n *Node) AddNodeFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&n.KubeProxyArgs, "kube-proxy-arg", nil, "Extra kube-proxy flag as key=value (repeatable)")
 	fs.StringVar(&n.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "Use this CRI socket (e.g. unix:///run/containerd/containerd.sock) instead of k3ha's own containerd")
 	fs.IntVar(&n.LBServerPort, "lb-server-port", DefaultLBPort, "Local port of the agent's load balancer to the servers")
+	fs.StringVar(&n.PrivateRegistry, "private-registry", DefaultRegistriesFile, "Registry mirrors, credentials and TLS for this node's containerd (K3s's registries.yaml format)")
 	fs.StringVar(&n.ResolvConf, "resolv-conf", "", "The kubelet's resolv.conf: the upstream resolvers of pods and of the cluster DNS (default: the host's, if usable)")
 }
 

@@ -152,6 +152,10 @@ var ServerEnv = []EnvBinding{
 	{Flag: "resolv-conf", Vars: []string{"K3HA_RESOLV_CONF", "K3S_RESOLV_CONF"}},
 }
 
+// DefaultDataDirPath is the data dir when --data-dir is not given: the
+// system's for root, else one in the home directory.
+func DefaultDataDirPath() string { return defaultDataDir() }
+
 func defaultDataDir() string {
 	if os.Geteuid() == 0 {
 		return DefaultDataDir

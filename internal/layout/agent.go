@@ -20,13 +20,17 @@ func (a Agent) ContainerdRoot() string        { return filepath.Join(a.Root, "co
 func (a Agent) ContainerdLog() string         { return filepath.Join(a.Root, "containerd", "containerd.log") }
 func (a Agent) RunDir() string                { return filepath.Join(a.Root, "run") }
 func (a Agent) ContainerdState() string       { return filepath.Join(a.RunDir(), "containerd") }
-func (a Agent) RuncRoot() string              { return filepath.Join(a.RunDir(), "runc") }
-func (a Agent) EtcDir() string                { return filepath.Join(a.Root, "etc") }
-func (a Agent) CNIConfDir() string            { return filepath.Join(a.EtcDir(), "cni", "net.d") }
-func (a Agent) IPAMDir() string               { return filepath.Join(a.Root, "cni", "ipam") }
-func (a Agent) KubeletDir() string            { return filepath.Join(a.Root, "kubelet") }
-func (a Agent) PodLogsDir() string            { return filepath.Join(a.Root, "pod-logs") }
-func (a Agent) PodManifestsDir() string       { return filepath.Join(a.Root, "pod-manifests") }
+func (a Agent) ContainerdSocket() string {
+	return filepath.Join(a.ContainerdState(), "containerd.sock")
+}
+func (a Agent) RuncRoot() string         { return filepath.Join(a.RunDir(), "runc") }
+func (a Agent) EtcDir() string           { return filepath.Join(a.Root, "etc") }
+func (a Agent) RegistryHostsDir() string { return filepath.Join(a.EtcDir(), "containerd", "certs.d") }
+func (a Agent) CNIConfDir() string       { return filepath.Join(a.EtcDir(), "cni", "net.d") }
+func (a Agent) IPAMDir() string          { return filepath.Join(a.Root, "cni", "ipam") }
+func (a Agent) KubeletDir() string       { return filepath.Join(a.Root, "kubelet") }
+func (a Agent) PodLogsDir() string       { return filepath.Join(a.Root, "pod-logs") }
+func (a Agent) PodManifestsDir() string  { return filepath.Join(a.Root, "pod-manifests") }
 
 // Names of the node's certificates under agent/certs.
 const (

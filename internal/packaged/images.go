@@ -41,6 +41,24 @@ var Images = []Image{
 	{Name: "svclb", Module: "github.com/k3ha/k3ha/components/helpers", Version: "v1", Path: "/svclb"},
 }
 
+// Program is one program a node runs beside k3ha, carried in bin/k3ha's
+// payload under bin/.
+type Program struct {
+	Name    string
+	Module  string
+	Version string
+	Dir     string // its module dir under components/, "" for k3ha's own go.mod
+}
+
+// Programs are the node's programs; the versions are pinned here and in
+// the go.mod files the Makefile builds them from (a unit test checks).
+var Programs = []Program{
+	{Name: "runc", Module: "github.com/opencontainers/runc", Version: "v1.5.3", Dir: "runc"},
+	{Name: "containerd-shim-runc-v2", Module: "github.com/containerd/containerd/v2", Version: "v2.4.2"},
+	{Name: "crictl", Module: "sigs.k8s.io/cri-tools", Version: "v1.37.0", Dir: "crictl"},
+	{Name: "cni plugins (bridge, host-local, loopback, portmap)", Module: "github.com/containernetworking/plugins", Version: "v1.9.1", Dir: "cni"},
+}
+
 // ImageByName returns the packaged image name.
 func ImageByName(name string) Image {
 	for _, img := range Images {
@@ -66,11 +84,16 @@ func (img Image) RefIn(registry string) string {
 	return strings.TrimSuffix(registry, "/") + "/" + img.Repo() + ":" + img.Version
 }
 
-// Versions lists the packaged components' versions for `k3ha --version`.
+// Versions lists what k3ha carries, for `k3ha --version`.
 func Versions() string {
 	var b strings.Builder
+	b.WriteString("packaged components:\n")
 	for _, img := range Images {
-		fmt.Fprintf(&b, "%s %s (%s)\n", img.Name, img.Version, img.Module)
+		fmt.Fprintf(&b, "  %s %s (%s)\n", img.Name, img.Version, img.Module)
+	}
+	b.WriteString("node programs:\n")
+	for _, p := range Programs {
+		fmt.Fprintf(&b, "  %s %s (%s)\n", p.Name, p.Version, p.Module)
 	}
 	return b.String()
 }

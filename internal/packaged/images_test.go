@@ -10,20 +10,12 @@ import (
 	"golang.org/x/mod/modfile"
 )
 
-// The versions pinned in Images are the ones components/*/go.mod build.
-func TestImageVersionsMatchModules(t *testing.T) {
+// The versions pinned in Images and Programs are the ones the go.mod files build.
+func TestVersionsMatchModules(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..", "components")
-	dirs := map[string]string{
-		"coredns": "coredns", "metrics-server": "metrics-server", "local-path-provisioner": "local-path-provisioner",
-		"local-path-helper": "helpers",
-	}
-	for _, img := range Images {
-		dir, ok := dirs[img.Name]
-		if !ok {
-			continue // k3ha's own program, versioned here
-		}
-		data, err := os.ReadFile(filepath.Join(root, dir, "go.mod"))
+	check := func(name, goMod, module, version string) {
+		data, err := os.ReadFile(goMod)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,18 +23,31 @@ func TestImageVersionsMatchModules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
 		for _, r := range mf.Require {
-			if r.Mod.Path == img.Module {
-				found = true
-				if r.Mod.Version != img.Version {
-					t.Errorf("%s: Images pins %s, components/%s/go.mod builds %s", img.Name, img.Version, dir, r.Mod.Version)
+			if r.Mod.Path == module {
+				if r.Mod.Version != version {
+					t.Errorf("%s: pinned at %s, %s builds %s", name, version, goMod, r.Mod.Version)
 				}
+				return
 			}
 		}
-		if !found {
-			t.Errorf("%s: components/%s/go.mod does not require %s", img.Name, dir, img.Module)
+		t.Errorf("%s: %s does not require %s", name, goMod, module)
+	}
+	dirs := map[string]string{
+		"coredns": "coredns", "metrics-server": "metrics-server", "local-path-provisioner": "local-path-provisioner",
+		"local-path-helper": "helpers",
+	}
+	for _, img := range Images {
+		if dir, ok := dirs[img.Name]; ok { // else k3ha's own program, versioned here
+			check(img.Name, filepath.Join(root, dir, "go.mod"), img.Module, img.Version)
 		}
+	}
+	for _, p := range Programs {
+		goMod := filepath.Join(root, "..", "go.mod")
+		if p.Dir != "" {
+			goMod = filepath.Join(root, p.Dir, "go.mod")
+		}
+		check(p.Name, goMod, p.Module, p.Version)
 	}
 	for _, img := range Images {
 		if strings.ContainsAny(img.Version, "+ ") {

@@ -63,6 +63,9 @@ type Payload struct {
 	Manifest Manifest
 }
 
+// CodeSize is the size of the executable without its payload.
+func (p *Payload) CodeSize() int64 { return int64(p.trailer.ArchiveOffset) }
+
 // Hash names the payload: the hex SHA-256 of its archive.
 func (p *Payload) Hash() string { return hex.EncodeToString(p.trailer.ArchiveSHA256[:]) }
 

@@ -65,6 +65,27 @@ func (p *Payload) Unpack(dataDir string) (Dir, error) {
 	return d, nil
 }
 
+// Program returns the path of one unpacked payload file, checking only
+// that file when the payload is unpacked already (a tool run by hand,
+// such as crictl, should not hash the whole payload).
+func (p *Payload) Program(dataDir, rel string) (string, error) {
+	d := Dir{Path: filepath.Join(dataDir, "data", p.Hash()), Manifest: p.Manifest}
+	for _, f := range p.Manifest.Files {
+		if f.Path != rel {
+			continue
+		}
+		if err := checkFile(d.File(rel), f); err == nil {
+			return d.File(rel), nil
+		}
+		d, err := p.Unpack(dataDir)
+		if err != nil {
+			return "", err
+		}
+		return d.File(rel), nil
+	}
+	return "", fmt.Errorf("this k3ha binary carries no %s", rel)
+}
+
 // verify checks every file of the manifest in dir, returning the first
 // that is missing or differs.
 func (p *Payload) verify(dir string) (string, error) {
@@ -72,23 +93,30 @@ func (p *Payload) verify(dir string) (string, error) {
 		return "", err
 	}
 	for _, f := range p.Manifest.Files {
-		full := filepath.Join(dir, filepath.FromSlash(f.Path))
-		st, err := os.Lstat(full)
-		if err != nil {
+		if err := checkFile(filepath.Join(dir, filepath.FromSlash(f.Path)), f); err != nil {
 			return f.Path, err
-		}
-		if !st.Mode().IsRegular() || st.Size() != f.Size || uint32(st.Mode().Perm()) != f.Mode {
-			return f.Path, errors.New("size, type or mode differs")
-		}
-		sum, err := fileSHA256(full)
-		if err != nil {
-			return f.Path, err
-		}
-		if sum != f.SHA256 {
-			return f.Path, errors.New("content differs")
 		}
 	}
 	return "", nil
+}
+
+// checkFile tells whether path is the manifest's file f.
+func checkFile(path string, f File) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Size() != f.Size || uint32(st.Mode().Perm()) != f.Mode {
+		return errors.New("size, type or mode differs")
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if sum != f.SHA256 {
+		return errors.New("content differs")
+	}
+	return nil
 }
 
 func (p *Payload) extract(dir string) error {

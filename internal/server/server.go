@@ -18,6 +18,7 @@ import (
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/lockfile"
+	"github.com/k3ha/k3ha/internal/sdnotify"
 )
 
 // Run runs the server until ctx ends or a component fails: it gathers the
@@ -60,10 +61,12 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	s.sup.SetReady(true)
 	slog.Info("k3ha is ready", "took", time.Since(begin).Round(time.Millisecond), "kubeconfig", cfg.WriteKubeconfig,
 		"node", p.node.name, "datastore", p.datastore.String())
+	sdnotify.Ready()
 
 	select {
 	case <-ctx.Done():
 		slog.Info("shutting down", "reason", context.Cause(ctx))
+		sdnotify.Stopping()
 		s.sup.SetReady(false)
 		return nil
 	case err := <-mgr.Failed():

@@ -23,16 +23,12 @@ var k3haBin string
 // and dropped into every node's air-gap images directory; testApp is the
 // same program, for the test hosts themselves (an outside DNS server).
 var (
-	testImage []byte
-	testApp   string
+	testImage   []byte
+	testApp     string
+	registryBin string // the test registry (test/e2e/registry)
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	if k3haBin, err = cluster.Binary(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kubectl is not on PATH; the suite checks k3ha with the machine's own kubectl as well as `k3ha kubectl`")
 		os.Exit(1)
@@ -47,6 +43,21 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Nodes run k3ha copied alone into an empty directory, on a PATH
+	// without runc or containerd's tools: all they need is that one file.
+	if k3haBin, err = cluster.Binary(filepath.Join(dir, "bin")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := cluster.HideNodePrograms(filepath.Join(dir, "path")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	registryBin = filepath.Join(dir, "registry")
+	if err := cluster.BuildRegistry(registryBin); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	testApp = filepath.Join(dir, "testapp")
 	if err := cluster.BuildTestApp(testApp); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

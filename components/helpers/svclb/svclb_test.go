@@ -126,9 +126,10 @@ func TestForwardUDP(t *testing.T) {
 	}
 	defer conn.Close()
 	buf := make([]byte, 100)
-	for i := 0; i < 50; i++ {
+	// Until the forwarder listens, a datagram may be refused at once.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		_, _ = conn.Write([]byte("q"))
-		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		if n, err := conn.Read(buf); err == nil {
 			if string(buf[:n]) != "re:q" {
 				t.Fatalf("reply %q", buf[:n])

@@ -31,19 +31,46 @@ import (
 const ReadyTimeout = 2 * time.Minute
 
 // Binary returns the k3ha binary under test: $K3HA_BIN, or bin/k3ha built
-// with `make build` (call once, from TestMain).
-func Binary() (string, error) {
-	if bin := os.Getenv("K3HA_BIN"); bin != "" {
-		return bin, nil
+// with `make build`, copied alone into dir, an empty directory: a node
+// needs nothing but that one file (call once, from TestMain).
+func Binary(dir string) (string, error) {
+	src := os.Getenv("K3HA_BIN")
+	if src == "" {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+		build := exec.Command("make", "-C", root, "build")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return "", fmt.Errorf("building k3ha: %w", err)
+		}
+		src = filepath.Join(root, "bin", "k3ha")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	build := exec.Command("make", "-C", root, "build")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("building k3ha: %w", err)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
 	}
-	return filepath.Join(root, "bin", "k3ha"), nil
+	bin := filepath.Join(dir, "k3ha")
+	if err := CopyExecutable(src, bin); err != nil {
+		return "", fmt.Errorf("copy k3ha: %w", err)
+	}
+	return bin, nil
+}
+
+// CopyExecutable copies a program to a new file.
+func CopyExecutable(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // Server is one k3ha server process on its own host.
@@ -93,12 +120,14 @@ func (s *Server) ConfigFile() string { return filepath.Join(s.Dir, "config.yaml"
 func (s *Server) DataDir() string    { return filepath.Join(s.Dir, "data") }
 func (s *Server) URL() string        { return "https://" + net.JoinHostPort(s.Host.IP.String(), "6443") }
 
-// Start runs the server process; each start logs to its own file.
+// Start runs the server process; each start logs to its own file. Its
+// PATH holds what the distribution provides but no runc or CNI plugins:
+// those come from k3ha's own payload.
 func (s *Server) Start() {
 	s.T.Helper()
 	s.Starts++
 	log := filepath.Join(s.Dir, fmt.Sprintf("k3ha-%d.log", s.Starts))
-	s.Proc = s.Host.Start(s.T, log, s.Env, s.Bin, s.Args...)
+	s.Proc = s.Host.Start(s.T, log, nodeEnv(s.Env), s.Bin, s.Args...)
 }
 
 // Ready reports whether /v1-k3ha/readyz says ok.

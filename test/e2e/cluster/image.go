@@ -12,13 +12,17 @@ import (
 )
 
 // BuildTestApp builds testapp as a static binary at path.
-func BuildTestApp(path string) error {
+func BuildTestApp(path string) error { return staticBuild(".", "./testapp", path) }
+
+// staticBuild builds the package pkg of the module in dir (relative to
+// test/e2e) as a static program at path.
+func staticBuild(dir, pkg, path string) error {
 	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", path, "./testapp")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build := exec.Command("go", "build", "-o", path, pkg)
+	build.Dir = filepath.Join(filepath.Dir(file), "..", dir)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build testapp: %w\n%s", err, out)
+		return fmt.Errorf("build %s: %w\n%s", dir, err, out)
 	}
 	return nil
 }
