@@ -13,11 +13,9 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -37,7 +35,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/test/e2e/cluster"
 	"github.com/k3ha/k3ha/test/e2e/harness"
 )
@@ -342,48 +339,6 @@ func TestHAJoin(t *testing.T) {
 		mb(haRSSGoal), mb(maxRSS), float64(maxRSS)/haRSSGoal, float64(maxAnon)/haRSSGoal)
 }
 
-// etcdURL is the member's client URL on its host address.
-func etcdURL(s *cluster.Server) string {
-	return "https://" + net.JoinHostPort(s.Host.IP.String(), etcdClientPort)
-}
-
-// etcdTLS is the client side of etcd's mutual TLS, from a server's data
-// dir: the etcd client certificate (the one the apiserver uses) and the etcd
-// server CA, which all members share.
-func etcdTLS(t *testing.T, s *cluster.Server) *tls.Config {
-	t.Helper()
-	l := layout.NewServer(s.DataDir())
-	pair, err := tls.LoadX509KeyPair(l.Cert(layout.EtcdClient), l.Key(layout.EtcdClient))
-	if err != nil {
-		t.Fatalf("etcd client certificate of %s: %v", s.Name, err)
-	}
-	caPEM, err := os.ReadFile(l.Cert(layout.EtcdServerCA))
-	if err != nil {
-		t.Fatalf("etcd server CA of %s: %v", s.Name, err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		t.Fatalf("no certificate in %s", l.Cert(layout.EtcdServerCA))
-	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS12}
-}
-
-// etcdClient is a client of one member only, so that it keeps one connection.
-func etcdClient(t *testing.T, cfg *tls.Config, s *cluster.Server) *clientv3.Client {
-	t.Helper()
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{etcdURL(s)},
-		TLS:         cfg.Clone(),
-		DialTimeout: 10 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("etcd client for %s: %v", s.Name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // memberStatus asks one member about itself over the client's existing
 // connection (Maintenance.Status would dial a new one every call).
 func memberStatus(ctx context.Context, c *clientv3.Client) (*clientv3.StatusResponse, error) {
@@ -540,10 +495,10 @@ func TestHALeaderKill(t *testing.T) {
 	n := harness.NewNetwork(t)
 	servers := startCluster(t, []*harness.Host{n.AddHost(t, "s1"), n.AddHost(t, "s2"), n.AddHost(t, "s3")})
 	time.Sleep(settleBefore)
-	tlsCfg := etcdTLS(t, servers[0])
+	tlsCfg := cluster.EtcdTLS(t, servers[0])
 	clients := make([]*clientv3.Client, len(servers))
 	for i, s := range servers {
-		clients[i] = etcdClient(t, tlsCfg, s)
+		clients[i] = cluster.EtcdClient(t, tlsCfg, s)
 	}
 
 	type killRound struct {
@@ -830,9 +785,9 @@ func runSetup(t *testing.T, n *harness.Network, su haSetup, workloads []workload
 	var etcdClients []*clientv3.Client
 	var value string
 	if su.etcd {
-		tlsCfg = etcdTLS(t, servers[0])
+		tlsCfg = cluster.EtcdTLS(t, servers[0])
 		for _, s := range servers {
-			etcdClients = append(etcdClients, etcdClient(t, tlsCfg, s))
+			etcdClients = append(etcdClients, cluster.EtcdClient(t, tlsCfg, s))
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		got, err := etcdClients[0].Get(ctx, "/registry/configmaps/bench-warmup/", clientv3.WithPrefix(), clientv3.WithLimit(1))
@@ -1049,7 +1004,7 @@ func rawLoad(t *testing.T, servers []*cluster.Server, tlsCfg *tls.Config, prefix
 	workers := make([]*clientv3.Client, clients)
 	for w := range workers {
 		c, err := clientv3.New(clientv3.Config{
-			Endpoints:   []string{etcdURL(servers[(w+offset)%len(servers)])},
+			Endpoints:   []string{cluster.EtcdURL(servers[(w+offset)%len(servers)])},
 			TLS:         tlsCfg.Clone(),
 			DialTimeout: 10 * time.Second,
 			Logger:      zap.NewNop(),

@@ -24,7 +24,7 @@ const resultsFile = "RESULTS.md"
 // RESULTS.md; coldbuild is written by coldbuild.sh.
 var sectionOrder = []string{"single-ready", "single-rss", "single-configmaps",
 	"ha-join", "ha-failover", "ha-configmaps", "single-build", "coldbuild",
-	"migrate-time", "datastores", "nodes-ready", "nodes-pods", "nodes-rss", "packaged", "onefile"}
+	"migrate-time", "datastores", "nodes-ready", "nodes-pods", "nodes-rss", "packaged", "onefile", "snapshots"}
 
 const resultsHeader = `# k3ha benchmark results
 
@@ -40,6 +40,8 @@ over 400 MB RSS.
 Goals for migration: 10,000 objects from SQLite to etcd in under 10 s.
 Goals for nodes: Node Ready under 10 s of the agent's start, a pod Running
 under 5 s of its create, an agent under 150 MB.
+Goals for snapshots of 10,000 objects: save and verify under 5 s, restore
+under 10 s.
 Goals for the packaged components: cluster DNS answering within 10 s of the
 first server's start, the components together under 150 MB on a node.
 `

@@ -138,13 +138,15 @@ func (d Data) Missing(l layout.Server) []string {
 	return out
 }
 
-// Differing lists, sorted, the files of d that exist under l.Root with
-// other content. A file that exists but cannot be read counts as
-// differing: it cannot be shown to be the same.
+// Differing lists, sorted, the identity files of d (CAs and the
+// service-account key) that exist under l.Root with other content: a data
+// dir of another cluster. A file that exists but cannot be read counts as
+// differing: it cannot be shown to be the same. The cluster's settings
+// (encryption config, agent token) may change and are not compared.
 func (d Data) Differing(l layout.Server) []string {
 	var out []string
 	for _, rel := range d.paths() {
-		if checkPath(rel) != nil {
+		if checkPath(rel) != nil || IsSetting(rel) {
 			continue
 		}
 		content, err := os.ReadFile(local(l, rel))
@@ -155,6 +157,44 @@ func (d Data) Differing(l layout.Server) []string {
 		}
 	}
 	return out
+}
+
+// IsSetting tells the bootstrap files a running cluster may change (a key
+// rotation, a token rotation) from its identity (CAs, keys).
+func IsSetting(rel string) bool {
+	for _, s := range specs() {
+		if filepath.ToSlash(s.rel) == rel {
+			return !s.required
+		}
+	}
+	return false
+}
+
+// Stale lists, sorted, the settings files of d that differ from (or are
+// missing in) the data dir: what a server must take from the cluster.
+func (d Data) Stale(l layout.Server) []string {
+	var out []string
+	for _, rel := range d.paths() {
+		if checkPath(rel) != nil || !IsSetting(rel) {
+			continue
+		}
+		content, err := os.ReadFile(local(l, rel))
+		if err != nil || !bytes.Equal(content, d.Files[rel]) {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+// WriteFiles writes only the named files of d.
+func (d Data) WriteFiles(l layout.Server, rels []string) error {
+	sub := Data{Files: map[string][]byte{}}
+	for _, rel := range rels {
+		if content, ok := d.Files[rel]; ok {
+			sub.Files[rel] = content
+		}
+	}
+	return sub.Write(l)
 }
 
 func (d Data) paths() []string {

@@ -94,3 +94,43 @@ func (r *Runner) StopWithin(wait time.Duration) error {
 	}
 	return nil
 }
+
+// Periodic runs Tick every Every until stopped: for parts that only look
+// at something now and then.
+type Periodic struct {
+	Label string
+	Every time.Duration
+	// Setup, if set, runs once at Start and returns what runs each tick
+	// and what to release at the end.
+	Setup func() (tick func(context.Context), release func(), err error)
+	Tick  func(context.Context)
+	Runner
+}
+
+func (p *Periodic) Name() string { return p.Label }
+
+func (p *Periodic) Start(ctx context.Context) error {
+	tick, release := p.Tick, func() {}
+	if p.Setup != nil {
+		var err error
+		if tick, release, err = p.Setup(); err != nil {
+			return err
+		}
+	}
+	p.Run(p.Context(ctx), func(ctx context.Context) error {
+		defer release()
+		t := time.NewTicker(p.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				tick(ctx)
+			}
+		}
+	})
+	return nil
+}
+
+func (p *Periodic) Stop() error { return p.StopWithin(0) }

@@ -71,6 +71,8 @@ type Server struct {
 	SystemDefaultRegistry   string
 	DefaultLocalStoragePath string
 
+	Snapshots Snapshots
+
 	Node
 }
 
@@ -124,6 +126,7 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&s.SystemDefaultRegistry, "system-default-registry", "", "Registry the packaged components' images are named under (for a mirror of them); default: the images k3ha carries")
 	fs.StringVar(&s.DefaultLocalStoragePath, "default-local-storage-path", "", "Where local-path volumes live on every node (default: <data-dir>/storage)")
+	s.Snapshots.AddFlags(fs)
 	s.AddNodeFlags(fs)
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -109,6 +110,14 @@ func (s *Server) Validate() error {
 				bad(flag, "%q must look like key=value", a)
 			}
 		}
+	}
+	if !s.Snapshots.Disable {
+		if _, err := cron.ParseStandard(s.Snapshots.Schedule); err != nil {
+			bad("etcd-snapshot-schedule-cron", "%q is not a cron schedule (5 fields, e.g. %q): %v", s.Snapshots.Schedule, DefaultSnapshotSchedule, err)
+		}
+	}
+	if s.Snapshots.S3.Enabled && s.Snapshots.S3.Bucket == "" {
+		bad("etcd-s3-bucket", "--etcd-s3 needs a bucket")
 	}
 	errs = append(errs, s.Node.validate()...)
 	sortErrs(errs)

@@ -13,6 +13,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	encryptioncontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -21,6 +22,10 @@ import (
 
 	"github.com/k3ha/k3ha/internal/component"
 )
+
+// encryptionReloadEvery is how often the apiserver looks for a changed
+// encryption config.
+const encryptionReloadEvery = 2 * time.Second
 
 // APIServer is the embedded kube-apiserver.
 type APIServer struct {
@@ -57,6 +62,9 @@ func (a *APIServer) Start(ctx context.Context) error {
 // prepare goes the way of kube-apiserver's own command: flags → options →
 // completed options → config → server chain.
 func (a *APIServer) prepare(ctx context.Context) (interface{ Run(context.Context) error }, error) {
+	// A key rotation waits for every apiserver to reload the encryption
+	// config; upstream looks at the file once a minute.
+	encryptioncontroller.EncryptionConfigFileChangePollDuration = encryptionReloadEvery
 	s := options.NewServerRunOptions()
 	if err := parse("kube-apiserver", s.Flags(), a.Args); err != nil {
 		return nil, err

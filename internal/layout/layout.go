@@ -49,10 +49,11 @@ func (s Server) EncryptionConfig() string {
 func (s Server) AuthenticationConfig() string {
 	return filepath.Join(s.CredDir(), "authentication-config.yaml")
 }
-func (s Server) DBDir() string      { return filepath.Join(s.Root, "db") }
-func (s Server) SQLiteFile() string { return filepath.Join(s.DBDir(), "state.db") }
-func (s Server) EtcdDir() string    { return filepath.Join(s.DBDir(), "etcd") }
-func (s Server) KineSocket() string { return filepath.Join(s.Root, "kine.sock") }
+func (s Server) DBDir() string       { return filepath.Join(s.Root, "db") }
+func (s Server) SQLiteFile() string  { return filepath.Join(s.DBDir(), "state.db") }
+func (s Server) SnapshotDir() string { return filepath.Join(s.DBDir(), "snapshots") }
+func (s Server) EtcdDir() string     { return filepath.Join(s.DBDir(), "etcd") }
+func (s Server) KineSocket() string  { return filepath.Join(s.Root, "kine.sock") }
 
 // ManifestsDir holds the manifests the deploy controller applies: the
 // packaged components' and the users' own.

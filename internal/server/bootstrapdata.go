@@ -16,55 +16,98 @@ import (
 // adoptBootstrap reads the cluster's bootstrap data from the datastore, if
 // any, checks that the token opens it, and writes the files this node lacks
 // (a second server on a shared external datastore gets the CAs this way).
-func adoptBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string) error {
+// It returns the secret that opened the data: the given one, or the newer
+// one of a rotation this server has not seen yet.
+//
+// encrypt is --secrets-encryption: it must match the cluster's, whose
+// bootstrap data holds an encryption config exactly when Secrets are
+// encrypted (a restart without the flag would leave them unreadable).
+func adoptBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string, encrypt bool) (string, error) {
 	blob, found, err := bootstrap.Load(ctx, kv)
 	if err != nil {
-		return fmt.Errorf("read bootstrap data from the datastore: %w", err)
+		return secret, fmt.Errorf("read bootstrap data from the datastore: %w", err)
 	}
 	if !found {
-		return nil
+		return secret, nil
 	}
 	if secret == "" {
-		return errors.New("the datastore already holds a cluster: start this server with that cluster's token (--token; server/token on its first server)")
+		return secret, errors.New("the datastore already holds a cluster: start this server with that cluster's token (--token; server/token on its first server)")
 	}
-	data, err := bootstrap.Open(blob, secret)
-	if errors.Is(err, bootstrap.ErrWrongToken) {
-		return errWrongToken
-	}
+	data, secret, err := openFollowingRotation(ctx, kv, blob, secret)
 	if err != nil {
-		return fmt.Errorf("bootstrap data in the datastore: %w", err)
+		return secret, err
+	}
+	if clusterEncrypts := data.Files[relTo(l, l.EncryptionConfig())] != nil; clusterEncrypts != encrypt {
+		return secret, fmt.Errorf("--secrets-encryption: this server has %t, the cluster has %t: start it with the cluster's setting "+
+			"(Secrets are stored encrypted only when every server agrees)", encrypt, clusterEncrypts)
 	}
 	if differ := data.Differing(l); len(differ) > 0 {
-		return fmt.Errorf("this data dir's certificates (%s) differ from the cluster's bootstrap data in the datastore: the data dir belongs to another cluster; use an empty --data-dir", strings.Join(differ, ", "))
+		return secret, fmt.Errorf("this data dir's certificates (%s) differ from the cluster's bootstrap data in the datastore: the data dir belongs to another cluster; use an empty --data-dir", strings.Join(differ, ", "))
 	}
-	if missing := data.Missing(l); len(missing) > 0 {
-		if err := data.Write(l); err != nil {
-			return fmt.Errorf("write bootstrap data: %w", err)
+	missing := data.Missing(l)
+	if len(missing) > 0 {
+		if err := data.WriteFiles(l, missing); err != nil {
+			return secret, fmt.Errorf("write bootstrap data: %w", err)
 		}
 		slog.Info("bootstrap data taken from the datastore", "files", len(missing))
 	}
-	return nil
+	// The cluster's settings (rotated keys and tokens) win over this data dir's.
+	if stale := data.Stale(l); len(stale) > 0 {
+		if err := data.WriteFiles(l, stale); err != nil {
+			return secret, fmt.Errorf("write bootstrap data: %w", err)
+		}
+		slog.Info("the cluster's settings taken from the datastore", "files", strings.Join(stale, ","))
+	}
+	return secret, nil
+}
+
+// openFollowingRotation opens the bootstrap data with secret, or, when the
+// cluster's token was rotated since this server last had it, with the new
+// token the rotation record gives to holders of the old one.
+func openFollowingRotation(ctx context.Context, kv clientv3.KV, blob []byte, secret string) (bootstrap.Data, string, error) {
+	data, err := bootstrap.Open(blob, secret)
+	if err == nil {
+		return data, secret, nil
+	}
+	if !errors.Is(err, bootstrap.ErrWrongToken) {
+		return data, secret, fmt.Errorf("bootstrap data in the datastore: %w", err)
+	}
+	record, found, rerr := bootstrap.LoadRotation(ctx, kv)
+	if rerr != nil || !found {
+		return data, secret, errWrongToken
+	}
+	rotated, rerr := bootstrap.Open(record, secret)
+	newSecret := string(rotated.Files[bootstrap.RotatedToken])
+	if rerr != nil || newSecret == "" {
+		return data, secret, errWrongToken
+	}
+	if data, err = bootstrap.Open(blob, newSecret); err != nil {
+		return data, secret, errWrongToken
+	}
+	slog.Info("the cluster's token was rotated: this server now uses the new one")
+	return data, newSecret, nil
 }
 
 // publishBootstrap stores this server's bootstrap data, encrypted with the
-// token, unless another server already did.
-func publishBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string) error {
+// token, unless another server already did; it returns the secret that
+// opens the cluster's (see adoptBootstrap).
+func publishBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string, encrypt bool) (string, error) {
 	data, err := bootstrap.Collect(l)
 	if err != nil {
-		return err
+		return secret, err
 	}
 	blob, err := bootstrap.Seal(data, secret)
 	if err != nil {
-		return err
+		return secret, err
 	}
 	stored, err := bootstrap.Save(ctx, kv, blob)
 	if err != nil {
-		return fmt.Errorf("store bootstrap data in the datastore: %w", err)
+		return secret, fmt.Errorf("store bootstrap data in the datastore: %w", err)
 	}
 	if !stored {
 		// Another server was first: its data is the cluster's; ours must match.
-		return adoptBootstrap(ctx, kv, l, secret)
+		return adoptBootstrap(ctx, kv, l, secret, encrypt)
 	}
 	slog.Info("bootstrap data stored in the datastore, encrypted with the token")
-	return nil
+	return secret, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/k3ha/k3ha/internal/nodehosts"
 	"github.com/k3ha/k3ha/internal/packaged"
 	"github.com/k3ha/k3ha/internal/servicelb"
+	"github.com/k3ha/k3ha/internal/snapshot"
 )
 
 // leaseName is the lease of k3ha's own controllers: one server of several
@@ -110,3 +111,22 @@ func (s *manifestScanner) Start(ctx context.Context) error {
 }
 
 func (s *manifestScanner) Stop() error { return s.StopWithin(0) }
+
+// snapshotScheduler takes the scheduled snapshots.
+type snapshotScheduler struct {
+	m    *snapshot.Manager
+	stop func() // flushes the snapshots' Events
+	component.Runner
+}
+
+func (s *snapshotScheduler) Name() string { return "snapshots" }
+
+func (s *snapshotScheduler) Start(ctx context.Context) error {
+	s.Run(s.Context(ctx), func(ctx context.Context) error {
+		defer s.stop()
+		return s.m.Run(ctx)
+	})
+	return nil
+}
+
+func (s *snapshotScheduler) Stop() error { return s.StopWithin(0) }

@@ -27,19 +27,7 @@ func prepareFiles(l layout.Server, cfg *config.Server, n node) (prepared, error)
 	if p.created, err = controlplane.EnsureCAs(l); err != nil {
 		return p, err
 	}
-	id := controlplane.Identity{
-		NodeName:      n.name,
-		IPs:           []net.IP{n.ip, n.advertise, net.ParseIP("127.0.0.1"), net.IPv6loopback, firstServiceIP(cfg.ServiceCIDR)},
-		ClusterDomain: cfg.ClusterDomain,
-	}
-	for _, san := range cfg.TLSSANs {
-		if ip := net.ParseIP(san); ip != nil {
-			id.IPs = append(id.IPs, ip)
-		} else {
-			id.DNSNames = append(id.DNSNames, san)
-		}
-	}
-	if _, err := controlplane.EnsureLeafCertificates(l, id); err != nil {
+	if _, err := controlplane.EnsureLeafCertificates(l, leafIdentity(cfg, n)); err != nil {
 		return p, err
 	}
 	if p.serverCA, err = os.ReadFile(l.Cert(layout.ServerCA)); err != nil {
@@ -65,6 +53,23 @@ func prepareFiles(l layout.Server, cfg *config.Server, n node) (prepared, error)
 		}
 	}
 	return p, nil
+}
+
+// leafIdentity is what the server's certificates say it is.
+func leafIdentity(cfg *config.Server, n node) controlplane.Identity {
+	id := controlplane.Identity{
+		NodeName:      n.name,
+		IPs:           []net.IP{n.ip, n.advertise, net.ParseIP("127.0.0.1"), net.IPv6loopback, firstServiceIP(cfg.ServiceCIDR)},
+		ClusterDomain: cfg.ClusterDomain,
+	}
+	for _, san := range cfg.TLSSANs {
+		if ip := net.ParseIP(san); ip != nil {
+			id.IPs = append(id.IPs, ip)
+		} else {
+			id.DNSNames = append(id.DNSNames, san)
+		}
+	}
+	return id
 }
 
 // firstServiceIP is the kubernetes Service's ClusterIP: the first address of the range.

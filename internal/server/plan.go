@@ -62,6 +62,8 @@ type plan struct {
 	etcdMode etcd.Mode
 	// reset makes this server the only etcd member, then stops (--cluster-reset).
 	reset bool
+	// restore is the snapshot --cluster-reset-restore-path restores.
+	restore string
 	// undoOnFailure removes the data dir when start fails before the
 	// datastore holds this node's data: a fresh node is left as it was.
 	undoOnFailure bool
@@ -84,12 +86,13 @@ func decide(cfg *config.Server, f facts) (plan, error) {
 
 	if cfg.ClusterReset {
 		switch {
-		case cfg.ClusterResetRestorePath != "":
-			return p, errors.New("--cluster-reset-restore-path: restoring from an etcd snapshot is not supported yet; nothing was changed")
-		case !f.etcdData:
-			return p, fmt.Errorf("--cluster-reset: %s holds no etcd data to reset; nothing was changed", l.EtcdDir())
 		case f.nodeIPErr != nil:
 			return p, f.nodeIPErr
+		case cfg.ClusterResetRestorePath != "":
+			// On a new host, a failed restore leaves nothing behind.
+			p.restore, p.undoOnFailure = cfg.ClusterResetRestorePath, f.fresh
+		case !f.etcdData:
+			return p, fmt.Errorf("--cluster-reset: %s holds no etcd data to reset; nothing was changed (to restore a snapshot, add --cluster-reset-restore-path)", l.EtcdDir())
 		}
 		p.reset, p.datastore, p.etcdMode = true, datastore.EtcdExisting, etcd.Existing
 		return p, nil

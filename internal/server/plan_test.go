@@ -92,6 +92,17 @@ func TestDecideDatastore(t *testing.T) {
 	}
 }
 
+// A restore needs no etcd data: it may run on a new host.
+func TestDecideRestore(t *testing.T) {
+	p, err := decide(testConfig(func(c *config.Server) { c.ClusterReset, c.ClusterResetRestorePath = true, "snap-1" }), testFacts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.restore != "snap-1" || !p.reset || !p.undoOnFailure {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
 func TestDecideReset(t *testing.T) {
 	p, err := decide(testConfig(func(c *config.Server) { c.ClusterReset = true }), testFacts(func(f *facts) { f.fresh, f.etcdData = false, true }))
 	if err != nil {
@@ -114,8 +125,6 @@ func TestDecideRefusals(t *testing.T) {
 	}{
 		{name: "reset without etcd data", cfg: func(c *config.Server) { c.ClusterReset = true },
 			want: "--cluster-reset: /var/lib/k3ha/server/db/etcd holds no etcd data"},
-		{name: "reset with a restore path", cfg: func(c *config.Server) { c.ClusterReset, c.ClusterResetRestorePath = true, "/snap" },
-			facts: func(f *facts) { f.etcdData = true }, want: "--cluster-reset-restore-path"},
 		{name: "reset on a foreign node IP", cfg: func(c *config.Server) { c.ClusterReset = true },
 			facts: func(f *facts) { f.etcdData, f.nodeIPErr = true, notLocal }, want: "is not an address of this machine"},
 		{name: "join with the agent token", cfg: func(c *config.Server) { c.ServerURL = "https://10.0.0.2:6443" },

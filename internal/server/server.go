@@ -46,6 +46,9 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		slog.Info("etcd data exists: this node is already initialised or joined, so these flags are ignored",
 			"ignored", strings.Join(p.ignored, ","), "etcd-dir", l.EtcdDir())
 	}
+	if p.restore != "" {
+		return restoreSnapshot(ctx, cfg, l, p.node, p.token)
+	}
 	if p.reset {
 		return resetCluster(ctx, cfg, l, p.node)
 	}

@@ -9,8 +9,10 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/k3ha/k3ha/internal/addons"
@@ -22,9 +24,11 @@ import (
 	"github.com/k3ha/k3ha/internal/datastore"
 	"github.com/k3ha/k3ha/internal/datastore/etcd"
 	"github.com/k3ha/k3ha/internal/datastore/migrate"
+	"github.com/k3ha/k3ha/internal/events"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/packaged"
+	"github.com/k3ha/k3ha/internal/snapshot"
 )
 
 // startup carries out a plan. Each step uses what the earlier ones made;
@@ -43,6 +47,7 @@ type startup struct {
 	api           *controlplane.APIServer
 	client        *kubernetes.Clientset
 	sup           *serverSupervisor
+	tokens        *liveTokens // the server's tokens, changed by rotations
 }
 
 type step struct {
@@ -64,6 +69,8 @@ func (s *startup) steps() []step {
 		{"controllers", s.startControllers},
 		{"node controller", s.startNodeController},
 		{"packaged components", s.startAddons},
+		{"snapshots", s.startSnapshots},
+		{"token and key rotation", s.startTokenRotation},
 		{"agent", s.startAgent},
 		{"kubeconfig", s.writeKubeconfig},
 	}
@@ -121,7 +128,8 @@ func (s *startup) startKine(ctx context.Context) error {
 	}
 	s.undo.commit()
 	return withKV(s.store.Endpoint(), func(kv clientv3.KV) error {
-		return adoptBootstrap(ctx, kv, s.layout, secretOf(s.layout, s.plan.token))
+		_, err := adoptBootstrap(ctx, kv, s.layout, secretOf(s.layout, s.plan.token), s.cfg.SecretsEncryption)
+		return err
 	})
 }
 
@@ -152,10 +160,29 @@ func (s *startup) startEtcd(ctx context.Context) error {
 	return nil
 }
 
+// publishBootstrap stores or checks the cluster's bootstrap data; the
+// token files are written only once the datastore accepted the token.
 func (s *startup) publishBootstrap(ctx context.Context) error {
-	return withKV(s.store.Endpoint(), func(kv clientv3.KV) error {
-		return publishBootstrap(ctx, kv, s.layout, s.files.tokens.server.Password)
+	t := s.files.tokens
+	err := withKV(s.store.Endpoint(), func(kv clientv3.KV) error {
+		secret, err := publishBootstrap(ctx, kv, s.layout, t.server.Password, s.cfg.SecretsEncryption)
+		if err == nil && secret != t.server.Password {
+			t = rotated(t, s.files.serverCA, secret)
+		}
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	// Without an agent token of its own, the server takes the cluster's,
+	// which the bootstrap data may just have brought.
+	if s.cfg.AgentToken == "" && s.cfg.AgentTokenFile == "" {
+		if stored, err := readToken(s.layout.AgentTokenFile()); err == nil && stored.Password != "" && stored.Password != t.agent.Password {
+			t = newTokens(s.files.serverCA, t.server.Password, stored.Password)
+		}
+	}
+	s.tokens = &liveTokens{layout: s.layout, ca: s.files.serverCA}
+	return s.tokens.set(t)
 }
 
 func (s *startup) settings() controlplane.Settings {
@@ -175,7 +202,7 @@ func (s *startup) settings() controlplane.Settings {
 }
 
 func (s *startup) startAPIServer(ctx context.Context) error {
-	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store)
+	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store, s.tokens)
 	s.api = &controlplane.APIServer{Args: s.settings().APIServerArgs(), Listener: s.listener.handOver(), Wrap: s.sup.Wrap, NodeName: s.plan.node.name}
 	if err := s.mgr.Start(ctx, s.api); err != nil {
 		return err
@@ -218,7 +245,7 @@ func (s *startup) startAddons(ctx context.Context) error {
 		return err
 	}
 	restConfig := s.api.LoopbackConfig()
-	if err := crds.Install(ctx, restConfig, addons.CRD()); err != nil {
+	if err := crds.Install(ctx, restConfig, addons.CRD(), snapshot.CRD()); err != nil {
 		return err
 	}
 	scanner, err := newManifestScanner(restConfig, l.ManifestsDir(), s.plan.node.name)
@@ -232,12 +259,75 @@ func (s *startup) startAddons(ctx context.Context) error {
 		enabled: s.plan.components, disabled: s.plan.disabled, registry: s.cfg.SystemDefaultRegistry})
 }
 
+// startSnapshots takes this server's snapshots on schedule and serves
+// `k3ha etcd-snapshot`: etcd snapshots on embedded etcd, online backups on
+// SQLite; an external datastore is backed up by whoever runs it.
+func (s *startup) startSnapshots(ctx context.Context) error {
+	if s.plan.datastore == datastore.External {
+		return nil
+	}
+	restConfig := s.api.LoopbackConfig()
+	dyn, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	recorder, stopRecorder, err := events.NewRecorder(restConfig, "k3ha-snapshots")
+	if err != nil {
+		return err
+	}
+	m := &snapshot.Manager{Node: s.plan.node.name, Dir: s.cfg.Snapshots.Dir, Cfg: s.cfg.Snapshots,
+		Records: &snapshot.Records{Client: dyn, Recorder: recorder}}
+	if m.Dir == "" {
+		m.Dir = s.layout.SnapshotDir()
+	}
+	if e, ok := s.store.(*etcd.Etcd); ok {
+		m.Etcd, m.EtcdEndpoint = e.Client(), e.Endpoint().Servers[0]
+	} else {
+		m.SQLite = s.layout.SQLiteFile()
+	}
+	s.sup.register("snapshots", jsonOperation(m.Handle))
+	return s.mgr.Start(ctx, &snapshotScheduler{m: m, stop: stopRecorder})
+}
+
+// startTokenRotation serves `k3ha token rotate` and `k3ha secrets-encrypt`,
+// and follows rotations made on other servers.
+func (s *startup) startTokenRotation(ctx context.Context) error {
+	r := &tokenRotator{layout: s.layout, tokens: s.tokens, endpoint: s.store.Endpoint()}
+	s.sup.register("token-rotate", jsonOperation(r.rotate))
+	e := &encryption{layout: s.layout, client: s.client, endpoint: s.store.Endpoint(), tokens: s.tokens, port: s.cfg.HTTPSPort}
+	s.sup.register("secrets-encrypt", jsonOperation(e.handle))
+	if err := s.mgr.Start(ctx, watchBootstrap(r)); err != nil {
+		return err
+	}
+	// Leaf certificates near their expiry are renewed while the server
+	// runs too; the apiserver, etcd and the clients reload their files.
+	return s.mgr.Start(ctx, &component.Periodic{Label: "certificate renewal", Every: certCheckEvery, Tick: func(context.Context) {
+		if err := s.renewCertificates(); err != nil {
+			slog.Warn("renewing certificates failed; retrying later", "err", err)
+		}
+	}})
+}
+
+// certCheckEvery is how often a running server looks for leaf
+// certificates near their expiry.
+const certCheckEvery = 12 * time.Hour
+
+func (s *startup) renewCertificates() error {
+	if _, err := controlplane.EnsureLeafCertificates(s.layout, leafIdentity(s.cfg, s.plan.node)); err != nil {
+		return err
+	}
+	if s.plan.datastore.Etcd() {
+		return etcd.EnsureCertificates(s.layout, s.plan.node.name, s.plan.node.ip)
+	}
+	return nil
+}
+
 func (s *startup) startAgent(ctx context.Context) error {
 	if !s.plan.agent {
 		return nil
 	}
 	n := s.plan.node
-	return agent.Start(ctx, s.mgr, agent.Options{DataDir: s.cfg.DataDir, ServerURL: localAPI(s.cfg), Token: s.files.tokens.agent,
+	return agent.Start(ctx, s.mgr, agent.Options{DataDir: s.cfg.DataDir, ServerURL: localAPI(s.cfg), Token: s.tokens.get().agent,
 		NodeName: n.name, NodeIP: n.ip, Node: s.cfg.Node})
 }
 

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,14 +24,28 @@ import (
 type serverSupervisor struct {
 	*supervisor.Supervisor
 	api atomic.Pointer[kubernetes.Clientset]
+	ops sync.Map // operation name → supervisor.Operation, registered once its part runs
 }
 
-func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store) *serverSupervisor {
+// register makes an operation available to `k3ha` commands.
+func (s *serverSupervisor) register(name string, op supervisor.Operation) { s.ops.Store(name, op) }
+
+// jsonOperation adapts a typed operation.
+func jsonOperation[In, Out any](fn func(context.Context, In) (Out, error)) supervisor.Operation {
+	return func(ctx context.Context, body []byte) (any, error) {
+		var in In
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, fmt.Errorf("bad request: %w", err)
+		}
+		return fn(ctx, in)
+	}
+}
+
+func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store, tokens *liveTokens) *serverSupervisor {
 	s := &serverSupervisor{Supervisor: &supervisor.Supervisor{
-		CACerts:      files.serverCA,
-		ServerSecret: files.tokens.server.Password,
-		AgentSecret:  files.tokens.agent.Password,
-		Critical:     cfg.Critical(),
+		CACerts:  files.serverCA,
+		Secrets:  tokens.secrets,
+		Critical: cfg.Critical(),
 		Bootstrap: func() (supervisor.BootstrapFiles, error) {
 			d, err := bootstrap.Collect(l)
 			return supervisor.BootstrapFiles{Files: d.Files}, err
@@ -48,6 +65,13 @@ func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store
 		}
 	}
 	s.APIServers = s.apiservers
+	s.Supervisor.Operation = func(name string) (supervisor.Operation, bool) {
+		op, ok := s.ops.Load(name)
+		if !ok {
+			return nil, false
+		}
+		return op.(supervisor.Operation), true
+	}
 	s.Supervisor.NodeCerts = func(ctx context.Context, req supervisor.NodeCertsRequest) (supervisor.NodeCerts, error) {
 		var cs kubernetes.Interface
 		if c := s.api.Load(); c != nil {

@@ -10,6 +10,7 @@ const (
 	PathAPIServers      = "/v1-k3ha/apiservers"
 	PathDBInfo          = "/db/info"
 	PathNodeCerts       = "/v1-k3ha/node-certs"
+	PathOperation       = "/v1-k3ha/op/"
 )
 
 // Member is one etcd member as /db/info reports it.

@@ -46,6 +46,16 @@ type Client struct {
 	user string
 	pass string
 	http *http.Client
+	// timeout bounds one request (requestTimeout unless set).
+	timeout time.Duration
+}
+
+// WithTimeout returns a client whose requests may each take up to d: for
+// operations that do work, such as a snapshot.
+func (c *Client) WithTimeout(d time.Duration) *Client {
+	cc := *c
+	cc.timeout = d
+	return &cc
 }
 
 // Dial fetches the cluster CA from serverURL's /cacerts without sending
@@ -145,6 +155,12 @@ func (c *Client) NodeCerts(ctx context.Context, req NodeCertsRequest) (NodeCerts
 	return v, err
 }
 
+// Operation asks the server to carry out the operation name with in and
+// decodes its answer into out.
+func (c *Client) Operation(ctx context.Context, name string, in, out any) error {
+	return c.postJSON(ctx, PathOperation+name, in, out)
+}
+
 // APIServers returns the "host:port" of every server's API port.
 func (c *Client) APIServers(ctx context.Context) ([]string, error) {
 	var v []string
@@ -224,7 +240,11 @@ func giveUp(ctx context.Context, method, u string, attempts int, last error) err
 // try makes one request. A retryable error is the bare cause (the caller
 // adds the URL); any other error is complete.
 func (c *Client) try(ctx context.Context, method, u, path string, payload []byte, auth bool) (body []byte, state *tls.ConnectionState, retry bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	timeout := c.timeout
+	if timeout == 0 {
+		timeout = requestTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var reqBody io.Reader
 	if payload != nil {
@@ -268,6 +288,8 @@ func (c *Client) try(ctx context.Context, method, u, path string, payload []byte
 		return nil, nil, true, fmt.Errorf("server answered %s: %q", resp.Status, snippet(body))
 	case code == http.StatusUnauthorized && auth:
 		return nil, nil, false, fmt.Errorf("token rejected by %s (%s %s): %w", c.url, method, path, ErrRejected)
+	case code == http.StatusUnprocessableEntity:
+		return nil, nil, false, fmt.Errorf("%s: %s", c.url, strings.TrimSpace(string(body)))
 	case code == http.StatusForbidden && auth:
 		return nil, nil, false, fmt.Errorf("%s %s on %s refused: %s: %w", method, path, c.url, snippet(body), ErrForbidden)
 	default:

@@ -78,9 +78,8 @@ func (a *authRecorder) seen() (paths, auths []string) {
 // clientTestSupervisor is the real supervisor handler with fixed answers.
 func clientTestSupervisor(caPEM []byte) *Supervisor {
 	s := &Supervisor{
-		CACerts:      caPEM,
-		ServerSecret: clientTestServerPW,
-		AgentSecret:  clientTestAgentPW,
+		CACerts: caPEM,
+		Secrets: func() (string, string) { return clientTestServerPW, clientTestAgentPW },
 		Bootstrap: func() (BootstrapFiles, error) {
 			return BootstrapFiles{Files: map[string][]byte{"tls/server-ca.key": []byte("KEY\x00\xff")}}, nil
 		},

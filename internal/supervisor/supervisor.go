@@ -23,9 +23,10 @@ import (
 type Supervisor struct {
 	// CACerts is the cluster's server CA bundle, served to anyone.
 	CACerts []byte
-	// ServerSecret unlocks everything; AgentSecret only what agents need.
-	ServerSecret string
-	AgentSecret  string
+	// Secrets are the current server and agent secrets: the server's
+	// unlocks everything, the agents' only what agents need. A function,
+	// since a token rotation changes them while the server runs.
+	Secrets func() (server, agent string)
 	// Critical are this server's cluster-wide settings, for the join-time check.
 	Critical config.Critical
 	// Bootstrap returns the cluster's shared secret files.
@@ -37,9 +38,17 @@ type Supervisor struct {
 	// NodeCerts issues a node's certificates; an error wrapping ErrDenied is
 	// answered 403 with its message.
 	NodeCerts func(ctx context.Context, req NodeCertsRequest) (NodeCerts, error)
+	// Operation finds a server operation (POST /v1-k3ha/op/<name>, server
+	// token only): what `k3ha etcd-snapshot`, `k3ha token` and `k3ha
+	// secrets-encrypt` ask of a running server.
+	Operation func(name string) (Operation, bool)
 
 	ready atomic.Bool
 }
+
+// Operation carries out a request whose JSON body is in; its answer is
+// sent as JSON. An error is answered 422 with its message.
+type Operation func(ctx context.Context, in []byte) (any, error)
 
 // SetReady marks this server as able to serve.
 func (s *Supervisor) SetReady(ready bool) { s.ready.Store(ready) }
@@ -55,6 +64,7 @@ func (s *Supervisor) Wrap(apiserver http.Handler) http.Handler {
 	mux.Handle("GET "+PathAPIServers, s.require(roleNode, s.apiservers))
 	mux.HandleFunc("GET "+PathDBInfo, s.dbinfo)
 	mux.Handle("POST "+PathNodeCerts, s.require(roleNode, s.nodeCerts))
+	mux.Handle("POST "+PathOperation+"{name}", s.require(roleServer, s.operation))
 	mux.Handle("/", apiserver)
 	return mux
 }
@@ -135,6 +145,31 @@ func (s *Supervisor) nodeCerts(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (s *Supervisor) operation(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var op Operation
+	ok := false
+	if s.Operation != nil {
+		op, ok = s.Operation(name)
+	}
+	if !ok {
+		http.Error(w, "no such operation on this server: "+name, http.StatusNotFound)
+		return
+	}
+	in, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	out, err := op(r.Context(), in)
+	if err != nil {
+		slog.Warn("operation failed", "operation", name, "err", err)
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, out)
+}
+
 // dbinfo answers servers, and anything on this host's loopback.
 func (s *Supervisor) dbinfo(w http.ResponseWriter, r *http.Request) {
 	if !fromLoopback(r) {
@@ -181,10 +216,11 @@ func (s *Supervisor) authorize(r *http.Request, need role) int {
 		return http.StatusUnauthorized
 	}
 	var have role
+	serverSecret, agentSecret := s.Secrets()
 	switch {
-	case user == token.RoleServer && equal(pass, s.ServerSecret):
+	case user == token.RoleServer && equal(pass, serverSecret):
 		have = roleServer
-	case user == token.RoleNode && (equal(pass, s.AgentSecret) || equal(pass, s.ServerSecret)):
+	case user == token.RoleNode && (equal(pass, agentSecret) || equal(pass, serverSecret)):
 		have = roleNode
 	default:
 		return http.StatusUnauthorized

@@ -10,9 +10,8 @@ import (
 
 func testSupervisor() *Supervisor {
 	s := &Supervisor{
-		CACerts:      []byte("PEM"),
-		ServerSecret: "server-secret",
-		AgentSecret:  "agent-secret",
+		CACerts: []byte("PEM"),
+		Secrets: func() (string, string) { return "server-secret", "agent-secret" },
 		Bootstrap: func() (BootstrapFiles, error) {
 			return BootstrapFiles{Files: map[string][]byte{"tls/server-ca.key": []byte("KEY")}}, nil
 		},

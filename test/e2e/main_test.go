@@ -26,6 +26,7 @@ var (
 	testImage   []byte
 	testApp     string
 	registryBin string // the test registry (test/e2e/registry)
+	s3Bin       string // the test S3 server (test/e2e/s3server)
 )
 
 func TestMain(m *testing.M) {
@@ -55,6 +56,11 @@ func run(m *testing.M) int {
 	}
 	registryBin = filepath.Join(dir, "registry")
 	if err := cluster.BuildRegistry(registryBin); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	s3Bin = filepath.Join(dir, "s3server")
+	if err := cluster.BuildS3Server(s3Bin); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

@@ -123,6 +123,21 @@ func TestSingleServer(t *testing.T) {
 		}
 	})
 
+	t.Run("snapshot of the SQLite datastore", func(t *testing.T) {
+		out, code := runK3ha(t, s.Host, "etcd-snapshot", "save", "--data-dir", s.DataDir())
+		if code != 0 || !strings.Contains(out, ".db saved") || !strings.Contains(out, "integrity_check ok") {
+			t.Fatalf("save: exit %d\n%s", code, out)
+		}
+		files, _ := filepath.Glob(filepath.Join(s.DataDir(), "server", "db", "snapshots", "on-demand-solo-*.db"))
+		if len(files) != 1 {
+			t.Fatalf("snapshot files: %v", files)
+		}
+		out, code = runK3ha(t, s.Host, "etcd-snapshot", "ls", "--data-dir", s.DataDir())
+		if code != 0 || !strings.Contains(out, filepath.Base(files[0])) {
+			t.Fatalf("ls: exit %d\n%s", code, out)
+		}
+	})
+
 	t.Run("a different token cannot open the cluster", func(t *testing.T) {
 		s.Stop(30 * time.Second)
 		tokenFile := filepath.Join(s.DataDir(), "server", "token")

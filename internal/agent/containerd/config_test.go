@@ -1,6 +1,8 @@
 package containerd
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
@@ -42,5 +44,14 @@ func TestRenderRegistries(t *testing.T) {
 	data, _ = Render(s)
 	if err := toml.Unmarshal(data, &cfg); err != nil {
 		t.Fatalf("%v\n%s", err, data)
+	}
+}
+
+// A data dir too deep for containerd's socket paths is refused with what to do.
+func TestSocketPathTooLong(t *testing.T) {
+	state := "/tmp/" + strings.Repeat("d", 100) + "/run/containerd"
+	err := New(Settings{Paths: Paths{State: state}}, "/dev/null").Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "use a shorter --data-dir") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/containerd/containerd/v2/client"
 )
 
+// maxSocketPath is the longest path a unix socket address holds (sun_path
+// is 108 bytes with its terminating NUL).
+const maxSocketPath = 107
+
 // ShimName is the runc shim containerd starts per pod. It must be a binary
 // of its own (containerd's plugin registry clashes if the daemon's multicall
 // binary is also the shim), carried in k3ha's payload.
@@ -39,6 +43,12 @@ func (c *Containerd) Name() string { return "containerd" }
 
 // Start writes the config, starts `k3ha containerd` and waits until it answers.
 func (c *Containerd) Start(ctx context.Context) error {
+	// A unix socket's path has room for 107 bytes; the longest of
+	// containerd's is the ttrpc one beside its gRPC socket.
+	if sock := c.settings.Socket() + ".ttrpc"; len(sock) > maxSocketPath {
+		return fmt.Errorf("the data dir's path is too long for containerd's sockets (%s is %d bytes, at most %d fit in a unix socket address): use a shorter --data-dir",
+			sock, len(sock), maxSocketPath)
+	}
 	for _, d := range []string{c.settings.Root, c.settings.State, c.settings.CNIConfDir, c.settings.RuncRoot, filepath.Dir(c.logFile)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("containerd dir: %w", err)
@@ -101,7 +111,7 @@ func (c *Containerd) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-c.done:
-			return fmt.Errorf("containerd exited while starting (%v); see %s", c.err, c.logFile)
+			return fmt.Errorf("containerd exited while starting (%v); the end of %s:\n%s", c.err, c.logFile, logTail(c.logFile, 8))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -162,4 +172,17 @@ func findShim(dir string) (string, error) {
 		return filepath.Dir(p), nil
 	}
 	return "", fmt.Errorf("%s not found next to %s or on PATH: build it with `make build` (it is part of every k3ha install)", ShimName, strings.TrimSuffix(dir, "/"))
+}
+
+// logTail is the last n lines of a log file, for an error message.
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
