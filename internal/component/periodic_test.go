@@ -6,7 +6,6 @@ import (
 	"time"
 )
 
-
 func TestPeriodic(t *testing.T) {
 	ticks := make(chan struct{}, 10)
 	released := false
