@@ -355,8 +355,8 @@ func testClusterReset(t *testing.T, n *harness.Network, servers []*cluster.Serve
 		}
 	}
 	out, code := runK3ha(t, s1.Host, append(append([]string{}, s1.Args...), "--cluster-reset", "--cluster-reset-restore-path", "/nowhere")...)
-	if code == 0 || !strings.Contains(out, "not supported yet") {
-		t.Fatalf("reset with a restore path: exit %d\n%s", code, tail(out, 10))
+	if code == 0 || !strings.Contains(out, "no such file") || !strings.Contains(out, "nothing was changed") {
+		t.Fatalf("reset with a missing snapshot: exit %d\n%s", code, tail(out, 10))
 	}
 	out, code = runK3ha(t, s1.Host, append(append([]string{}, s1.Args...), "--cluster-reset")...)
 	if code != 0 || !strings.Contains(out, "cluster reset") {
