@@ -8,6 +8,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -77,7 +78,7 @@ func TestSnapshots(t *testing.T) {
 		for i := range total {
 			total[i] = sr.save[i] + sr.verify[i]
 		}
-		rows = append(rows, []string{sr.name, mb(sr.size), secs(median(sr.save)), secs(median(sr.verify)),
+		rows = append(rows, []string{sr.name, fmt.Sprintf("%.1f MB", float64(sr.size)/1e6), secs(median(sr.save)), secs(median(sr.verify)),
 			"**" + secs(median(total)) + "**", "**" + secs(median(sr.restore)) + "**", secsList(total)})
 	}
 	sec.table([]string{"snapshot", "size", "median save", "median verify", "save + verify", "median restore", "save + verify samples (s)"}, rows)

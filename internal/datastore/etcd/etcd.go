@@ -89,6 +89,7 @@ type Etcd struct {
 	endpoint      datastore.Endpoint
 
 	srv       *embed.Etcd
+	failFast  failFast
 	client    *clientv3.Client
 	closeOnce sync.Once
 	stopOnce  sync.Once
@@ -218,6 +219,7 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start etcd: %w", err)
 	}
 	e.srv = srv
+	e.failFast.server.Store(srv.Server)
 	err = waitReady(ctx, srv, name, join != nil)
 	if errors.Is(err, errPublishLost) {
 		slog.Info("etcd join: restarting etcd to publish again", "member", name,
@@ -232,6 +234,7 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("restart etcd: %w", err)
 		}
 		e.srv = srv
+		e.failFast.server.Store(srv.Server)
 		err = waitReady(ctx, srv, name, false)
 	}
 	if err != nil {
@@ -280,7 +283,15 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 // loadConfig writes the settings as etcd's config file and loads it the
 // way etcd's own command does; only the logger is set in code.
 func (e *Etcd) loadConfig(s settings) (*embed.Config, error) {
-	return loadConfigFile(s, e.cfg.Layout.EtcdConfigFile())
+	ecfg, err := loadConfigFile(s, e.cfg.Layout.EtcdConfigFile())
+	if err != nil {
+		return nil, err
+	}
+	// Three heartbeats for a write's answer once the new leader's first
+	// entry is applied.
+	e.failFast.grace = 3 * time.Duration(ecfg.TickMs) * time.Millisecond
+	ecfg.GRPCAdditionalServerOptions = append(ecfg.GRPCAdditionalServerOptions, e.failFast.interceptor())
+	return ecfg, nil
 }
 
 // loadConfigFile writes s to path and loads it as etcd's command would.
