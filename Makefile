@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 TAGS := no_btrfs no_devmapper no_zfs
 SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
-.PHONY: build test unit e2e vet bench clean
+.PHONY: build test unit e2e robustness-short robustness vet bench clean
 
 # bin/k3ha is the one file a machine needs: k3ha's own code, with the
 # programs a node runs beside it appended as its payload (internal/payload):
@@ -72,22 +72,37 @@ $(PROGRAMS)/local-path-helper: $(wildcard components/helpers/go.* components/hel
 $(PROGRAMS)/svclb: $(wildcard components/helpers/go.* components/helpers/svclb/*)
 	cd components/helpers && $(COMPONENT_BUILD) -o $(CURDIR)/$@ ./svclb
 
-# The README's test command: fast unit tests, then the end-to-end suite on real processes.
-test: unit e2e
+# The README's test command: fast unit tests, then the end-to-end suite on
+# real processes, then the short robustness profile (each fault once).
+test: unit e2e robustness-short
 
 unit:
-	go test -short -count=1 ./internal/... ./test/e2e/harness/
+	go test -short -count=1 ./internal/... ./test/e2e/harness/ ./test/robustness/
 	cd components/helpers && go test -short -count=1 ./...
 
 # TestMain builds the binary once (make build) for the whole suite.
 e2e:
 	go test -tags e2e -count=1 -p 1 -timeout 40m -v ./test/e2e/
 
+# Histories under faults (test/robustness): the short profile in make test;
+# the long one injects random faults for ROBUSTNESS_DURATION per datastore
+# (embedded etcd, then PostgreSQL) and adds its runs to bench/RESULTS.md.
+# Replay a run with ROBUSTNESS_SEED=<the seed it printed>.
+ROBUSTNESS_DURATION ?= 30m
+ROBUSTNESS_SEED     ?= 0
+robustness-short:
+	go test -tags robustness -count=1 -p 1 -timeout 40m -v ./test/robustness/ -args -robustness.seed=$(ROBUSTNESS_SEED)
+
+robustness:
+	go test -tags robustness -count=1 -p 1 -timeout 4h -v ./test/robustness/ -args \
+		-robustness.duration=$(ROBUSTNESS_DURATION) -robustness.seed=$(ROBUSTNESS_SEED) -robustness.results=$(CURDIR)/bench/RESULTS.md
+
 vet:
 	go vet ./...
 	cd components/helpers && go vet ./...
 	go vet -tags e2e ./test/e2e/
 	go vet -tags bench ./bench/
+	go vet -tags robustness ./test/robustness/
 
 # Benchmarks of real servers (root, like e2e); not part of `make test`. They
 # write their figures into bench/RESULTS.md. The cold build is separate:

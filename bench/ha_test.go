@@ -37,6 +37,8 @@ import (
 
 	"github.com/k3ha/k3ha/test/e2e/cluster"
 	"github.com/k3ha/k3ha/test/e2e/harness"
+
+	"github.com/k3ha/k3ha/test/report"
 )
 
 const (
@@ -219,7 +221,7 @@ func TestHAJoin(t *testing.T) {
 	var roundLoad []string
 	var last []*cluster.Server
 	for round := range haRounds {
-		before := loadAvg()
+		before := report.LoadAvg()
 		s := cluster.NewServer(t, k3haBin, sq, "--disable-agent")
 		r := timedStart(t, s)
 		s.Stop(stopTimeout)
@@ -245,7 +247,7 @@ func TestHAJoin(t *testing.T) {
 			time.Sleep(settleBefore)
 		}
 		waitVoting(t, servers)
-		roundLoad = append(roundLoad, before+" / "+loadAvg())
+		roundLoad = append(roundLoad, before+" / "+report.LoadAvg())
 		if round < haRounds-1 {
 			killServers(t, servers)
 		} else {
@@ -532,7 +534,7 @@ func TestHALeaderKill(t *testing.T) {
 		}
 
 		kr := killRound{killed: leader.Name, writer: writer.Name}
-		before := loadAvg()
+		before := report.LoadAvg()
 		t0 := time.Now()
 		if err := leader.Proc.Kill(); err != nil {
 			t.Fatal(err)
@@ -546,7 +548,7 @@ func TestHALeaderKill(t *testing.T) {
 			t.Fatal(e.err)
 		}
 		kr.election, kr.elected = e.after, e.name
-		kr.load = before + " / " + loadAvg()
+		kr.load = before + " / " + report.LoadAvg()
 		t.Logf("round %d: SIGKILL of %s; %s leads after %v; first write through %s answered after %v (sent at %v); %d earlier writes answered by %v, %d failed; last error: %s",
 			round+1, leader.Name, e.name, e.after, writer.Name, kr.out.took, kr.out.sent, kr.out.earlier, kr.out.earlierLast, kr.out.earlierFailed, kr.out.lastErr)
 
@@ -756,7 +758,7 @@ func TestHAConfigMapCreates(t *testing.T) {
 // workloads (raw puts only on etcd), reads memory and kills the servers.
 func runSetup(t *testing.T, n *harness.Network, su haSetup, workloads []workload) setupResult {
 	t.Helper()
-	res := setupResult{setup: su, results: make([][]loadResult, len(workloads)), load: loadAvg()}
+	res := setupResult{setup: su, results: make([][]loadResult, len(workloads)), load: report.LoadAvg()}
 	var hosts []*harness.Host
 	for _, h := range su.hosts {
 		hosts = append(hosts, n.AddHost(t, h))
@@ -831,7 +833,7 @@ func runSetup(t *testing.T, n *harness.Network, su haSetup, workloads []workload
 		}
 		res.mem = append(res.mem, m)
 	}
-	res.load += " / " + loadAvg()
+	res.load += " / " + report.LoadAvg()
 	killServers(t, servers)
 	return res
 }

@@ -31,6 +31,8 @@ import (
 
 	"github.com/k3ha/k3ha/test/e2e/cluster"
 	"github.com/k3ha/k3ha/test/e2e/harness"
+
+	"github.com/k3ha/k3ha/test/report"
 )
 
 const (
@@ -278,7 +280,7 @@ func (c *apiClient) get(t *testing.T) kubernetes.Interface {
 // and measures it until its Node is Ready.
 func startNode(t *testing.T, api *apiClient, s *cluster.Server, fresh bool) nodeStart {
 	t.Helper()
-	load := loadAvg()
+	load := report.LoadAvg()
 	t0 := time.Now()
 	s.Start()
 	if s.Kubeconfig != "" {
@@ -293,7 +295,7 @@ func startNode(t *testing.T, api *apiClient, s *cluster.Server, fresh bool) node
 	r := watchNodeStart(t, api.get(t), s.Name, s.Proc, t0, t0.Truncate(time.Second), fresh)
 	r.mem = readNodeMem(t, s.PID())
 	r.cpu = r.mem.cpu
-	r.load = load + " / " + loadAvg()
+	r.load = load + " / " + report.LoadAvg()
 	// The ready line is written just after the kubelet starts, long before
 	// the Node is Ready; wait for it all the same rather than assume.
 	harness.WaitFor(t, 10*time.Second, s.Name+"'s ready log line", func() (bool, error) {
@@ -668,7 +670,7 @@ func TestPodStart(t *testing.T) {
 		warm[node] = runPod(t, cs, "warm-"+node, node)
 		t.Logf("warm-up pod on %s: Running after %v", node, warm[node].running)
 	}
-	load := loadAvg()
+	load := report.LoadAvg()
 	runs := map[string][]podRun{}
 	for i := range podsPerNode {
 		order := slices.Clone(nodes)
@@ -681,7 +683,7 @@ func TestPodStart(t *testing.T) {
 			runs[node] = append(runs[node], r)
 		}
 	}
-	load += " / " + loadAvg()
+	load += " / " + report.LoadAvg()
 	after := []nodeMem{readNodeMem(t, s.PID()), readNodeMem(t, a.PID())}
 
 	sec.printf("\nThe setup of the Node Ready benchmark: a server (SQLite, with its agent) and `k3ha agent` on\n")

@@ -7,14 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/k3ha/k3ha/test/report"
 )
 
 // resultsFile is relative to the package directory, where go test runs.
@@ -57,7 +57,18 @@ type section struct {
 }
 
 func newSection(name, title string) *section {
-	return &section{name: name, title: title, begin: time.Now(), load: loadAvg()}
+	return &section{name: name, title: title, begin: time.Now(), load: report.LoadAvg()}
+}
+
+// newResults is a new RESULTS.md: the header and every known section as a
+// placeholder, in order.
+func newResults() string {
+	var b strings.Builder
+	b.WriteString(resultsHeader)
+	for _, n := range sectionOrder {
+		fmt.Fprintf(&b, "\n%s\n(not run yet)\n%s\n", report.Marker(n, "start"), report.Marker(n, "end"))
+	}
+	return b.String()
 }
 
 func (s *section) printf(format string, args ...any) {
@@ -83,43 +94,16 @@ func (s *section) write(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\n", s.title)
 	fmt.Fprintf(&b, "- date: %s (took %s)\n", s.begin.UTC().Format("2006-01-02 15:04 MST"), time.Since(s.begin).Round(time.Second))
-	fmt.Fprintf(&b, "- machine: %s\n", machine())
-	fmt.Fprintf(&b, "- load average before/after: %s / %s\n", s.load, loadAvg())
-	fmt.Fprintf(&b, "- commit: %s; binary: %s\n", commit(), binVersion)
+	fmt.Fprintf(&b, "- machine: %s\n", report.Machine())
+	fmt.Fprintf(&b, "- load average before/after: %s / %s\n", s.load, report.LoadAvg())
+	fmt.Fprintf(&b, "- commit: %s; binary: %s\n", report.Commit(repoRoot(), "bench/"+resultsFile), binVersion)
 	fmt.Fprintf(&b, "- command: `%s`\n", command())
 	b.Write(s.body.Bytes())
-	if err := replaceSection(resultsFile, s.name, strings.TrimRight(b.String(), "\n")+"\n"); err != nil {
+	if err := report.ReplaceSection(resultsFile, s.name, strings.TrimRight(b.String(), "\n")+"\n", newResults); err != nil {
 		t.Errorf("updating %s: %v", resultsFile, err)
 		return
 	}
 	t.Logf("section %s of %s:\n%s", s.name, resultsFile, b.String())
-}
-
-// replaceSection puts body between the section's markers, creating the file
-// (with every known section as a placeholder, in order) or the markers as needed.
-func replaceSection(path, name, body string) error {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		var b strings.Builder
-		b.WriteString(resultsHeader)
-		for _, n := range sectionOrder {
-			fmt.Fprintf(&b, "\n<!-- %s:start -->\n(not run yet)\n<!-- %s:end -->\n", n, n)
-		}
-		data, err = []byte(b.String()), nil
-	}
-	if err != nil {
-		return err
-	}
-	start, end := "<!-- "+name+":start -->\n", "<!-- "+name+":end -->"
-	text := string(data)
-	i := strings.Index(text, start)
-	j := strings.Index(text, end)
-	if i < 0 || j < i {
-		text = strings.TrimRight(text, "\n") + "\n\n" + start + body + end + "\n"
-	} else {
-		text = text[:i+len(start)] + body + text[j:]
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
 }
 
 // command is what reproduces the figures: make bench, plus any -run filter.
@@ -127,67 +111,6 @@ func command() string {
 	c := "make bench"
 	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
 		c = "go test -tags bench -count=1 -p 1 -timeout 60m -v -run '" + f.Value.String() + "' ./bench/"
-	}
-	return c
-}
-
-var machineInfo string
-
-// machine describes the host once: CPUs, memory, kernel and CPU model.
-func machine() string {
-	if machineInfo != "" {
-		return machineInfo
-	}
-	mem := "?"
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
-					mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-				}
-			}
-		}
-	}
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	model := "?"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	// runtime.NumCPU honours the affinity mask, like nproc.
-	machineInfo = fmt.Sprintf("nproc %d, %s RAM, kernel %s, %s, %s", runtime.NumCPU(), mem,
-		strings.TrimSpace(string(kernel)), model, runtime.Version())
-	return machineInfo
-}
-
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// commit names HEAD and says whether the working tree (which the binary was
-// built from) differs from it.
-func commit() string {
-	out, err := exec.Command("git", "-C", repoRoot(), "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	// RESULTS.md itself changes with every run, so it does not count.
-	st, err := exec.Command("git", "-C", repoRoot(), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md").Output()
-	if err == nil && len(bytes.TrimSpace(st)) > 0 {
-		c += " (plus uncommitted changes in the working tree)"
 	}
 	return c
 }

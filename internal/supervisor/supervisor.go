@@ -65,7 +65,7 @@ func (s *Supervisor) Wrap(apiserver http.Handler) http.Handler {
 	mux.HandleFunc("GET "+PathDBInfo, s.dbinfo)
 	mux.Handle("POST "+PathNodeCerts, s.require(roleNode, s.nodeCerts))
 	mux.Handle("POST "+PathOperation+"{name}", s.require(roleServer, s.operation))
-	mux.Handle("/", retryWhenLeaderChanged(apiserver))
+	mux.Handle("/", apiserver)
 	return mux
 }
 

@@ -19,12 +19,15 @@ import (
 // end the wait.
 //
 // When the leader changes during a write, the member waits until the new
-// leader's first entry is applied here. Entries apply in order, so from
-// then on the write has either been applied already (its answer is on its
-// way) or will never be: after a short grace for that answer, the request
-// ends with "leader changed", which the client may retry. Nothing is
-// re-submitted, so no write is applied twice; a write that did succeed is
-// reported as a success.
+// leader's first entry is applied here. Entries apply in order, so a write
+// the new leader had is applied by then and answered as a success. One it
+// did not have is not lost for sure, though: the old leader may only be
+// paused or cut off, still holding the forwarded proposal, and forward it
+// to the new leader once it is back (the robustness suite saw such a create
+// applied a second time after a retry). So the answer is etcd's own
+// "request timed out, possibly due to previous leader failure", which
+// says the outcome is unknown and which no client retries blindly, only
+// sooner.
 type failFast struct {
 	server atomic.Pointer[etcdserver.EtcdServer]
 	// grace is how long a write may still take once the new leader's
@@ -66,7 +69,7 @@ func (f *failFast) unary(ctx context.Context, req any, info *grpc.UnaryServerInf
 	}()
 	resp, err := handler(ctx, req)
 	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
-		return nil, rpctypes.ErrGRPCLeaderChanged
+		return nil, rpctypes.ErrGRPCTimeoutDueToLeaderFail
 	}
 	return resp, err
 }

@@ -61,9 +61,10 @@ func (k *Kine) Start(ctx context.Context) error {
 	detach := context.AfterFunc(ctx, cancel)
 	defer detach()
 	etcd, err := endpoint.Listen(runCtx, endpoint.Config{
-		WaitGroup: &k.wg,
-		Listener:  "unix://" + k.cfg.Socket,
-		Endpoint:  k.cfg.DSN,
+		GRPCServer: newGRPCServer(),
+		WaitGroup:  &k.wg,
+		Listener:   "unix://" + k.cfg.Socket,
+		Endpoint:   k.cfg.DSN,
 		BackendTLSConfig: kinetls.Config{
 			CAFile: k.cfg.CAFile, CertFile: k.cfg.CertFile, KeyFile: k.cfg.KeyFile,
 		},

@@ -1,0 +1,101 @@
+package kine
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/embed"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// createRevision corrects the revision kine answers a successful create
+// with. When the key existed before and was deleted, kine (v0.17.5) inserts
+// the new row on a second attempt but answers with the revision it last
+// knew for the whole store instead of that row's: under concurrent writes
+// an older or a newer one. The apiserver hands it out as the object's
+// resourceVersion, so the client's next update of the object is refused as
+// a conflict and the create looks ordered among the wrong writes (the
+// robustness suite saw it on PostgreSQL; SQLite answers the same way).
+//
+// The created row is found by its value, unique per create (it carries
+// the object's uid): the key's newest row, or an older one if the key
+// changed again in between.
+func createRevision(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	put := createPut(req)
+	txn, ok := resp.(*etcdserverpb.TxnResponse)
+	if err != nil || put == nil || !ok || !txn.Succeeded || txn.Header == nil {
+		return resp, err
+	}
+	kv, ok := info.Server.(etcdserverpb.KVServer)
+	if !ok {
+		return resp, err
+	}
+	row, found := createdRow(ctx, kv, put)
+	if !found {
+		slog.Warn("kine: cannot confirm the revision of a create", "key", string(put.Key), "revision", txn.Header.Revision)
+	} else if row != txn.Header.Revision {
+		setRevision(txn, row)
+	}
+	return resp, err
+}
+
+// createdRow walks the key's rows back from the newest to the one put wrote.
+func createdRow(ctx context.Context, kv etcdserverpb.KVServer, put *etcdserverpb.PutRequest) (int64, bool) {
+	var rev int64 // 0: the newest
+	for range 10 {
+		got, err := kv.Range(ctx, &etcdserverpb.RangeRequest{Key: put.Key, Revision: rev})
+		if err != nil || len(got.Kvs) != 1 {
+			return 0, false
+		}
+		if bytes.Equal(got.Kvs[0].Value, put.Value) {
+			return got.Kvs[0].ModRevision, true
+		}
+		rev = got.Kvs[0].ModRevision - 1
+	}
+	return 0, false
+}
+
+// createPut returns the put of a create transaction (put if the key's mod
+// revision is 0), the only shape kine answers from the code path above.
+func createPut(req any) *etcdserverpb.PutRequest {
+	txn, ok := req.(*etcdserverpb.TxnRequest)
+	if !ok || len(txn.Compare) != 1 || len(txn.Success) != 1 || len(txn.Failure) != 0 {
+		return nil
+	}
+	c := txn.Compare[0]
+	if c.Target != etcdserverpb.Compare_MOD || c.Result != etcdserverpb.Compare_EQUAL || c.GetModRevision() != 0 {
+		return nil
+	}
+	return txn.Success[0].GetRequestPut()
+}
+
+func setRevision(txn *etcdserverpb.TxnResponse, rev int64) {
+	txn.Header.Revision = rev
+	for _, r := range txn.Responses {
+		if p := r.GetResponsePut(); p != nil && p.Header != nil {
+			p.Header.Revision = rev
+		}
+	}
+}
+
+// newGRPCServer is the server kine would build for itself on a socket
+// (etcd's keepalive and size limits), with createRevision in front.
+func newGRPCServer() *grpc.Server {
+	return grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: embed.DefaultGRPCKeepAliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    embed.DefaultGRPCKeepAliveInterval,
+			Timeout: embed.DefaultGRPCKeepAliveTimeout,
+		}),
+		grpc.MaxConcurrentStreams(embed.DefaultMaxConcurrentStreams),
+		// etcd's request limit plus room for the gRPC framing, as kine does.
+		grpc.MaxRecvMsgSize(int(embed.DefaultMaxRequestBytes)+512*1024),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.UnaryInterceptor(createRevision),
+	)
+}
