@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/k3ha/k3ha/internal/agent/containerd"
+	"github.com/k3ha/k3ha/internal/agent/flannel"
 	"github.com/k3ha/k3ha/internal/agent/images"
 	"github.com/k3ha/k3ha/internal/agent/kubelet"
 	"github.com/k3ha/k3ha/internal/agent/kubeproxy"
@@ -141,8 +142,15 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	podCluster, err := podnet.ClusterCIDRv4(cluster.ClusterCIDR)
+	if err != nil {
+		return err
+	}
 	if err := mgr.Start(ctx, &network{cfg: podnet.Config{NodeName: o.NodeName, NodeIP: o.NodeIP,
-		ClusterCIDR: cluster.ClusterCIDR, CNIConfDir: l.CNIConfDir(), IPAMDataDir: l.IPAMDir()}, client: nodeClient}); err != nil {
+		ClusterCIDR: cluster.ClusterCIDR, CNIConfDir: l.CNIConfDir(), IPAMDataDir: l.IPAMDir()},
+		flannel: flannel.Config{NodeName: o.NodeName, NodeIP: o.NodeIP, Iface: o.Node.FlannelIface, ClusterCIDR: podCluster,
+			Backend: cluster.Flannel(), Kubeconfig: l.Kubeconfig("k3ha-controller"), Dir: l.FlannelDir()},
+		client: nodeClient}); err != nil {
 		return err
 	}
 	if !cluster.DisableKubeProxy {
@@ -201,13 +209,15 @@ func fetchCertificates(ctx context.Context, l layout.Agent, o Options, sup *supe
 		{l.Cert(layout.KubeletServing), certs.KubeletServingCert, 0o644},
 		{l.Key(layout.KubeProxy), certs.KubeProxyKey, 0o600},
 		{l.Cert(layout.KubeProxy), certs.KubeProxyCert, 0o644},
+		{l.Key(layout.Controller), certs.ControllerKey, 0o600},
+		{l.Cert(layout.Controller), certs.ControllerCert, 0o644},
 	}
 	for _, f := range files {
 		if err := pki.WriteFileAtomic(f.path, f.data, f.mode); err != nil {
 			return err
 		}
 	}
-	for name, cert := range map[string]string{"kubelet": layout.KubeletClient, "kube-proxy": layout.KubeProxy} {
+	for name, cert := range map[string]string{"kubelet": layout.KubeletClient, "kube-proxy": layout.KubeProxy, "k3ha-controller": layout.Controller} {
 		kc := kubeconfig.ClientCert{Server: api, CAFile: l.Cert(layout.ServerCABundle), CertFile: l.Cert(cert), KeyFile: l.Key(cert)}
 		if err := kc.Write(l.Kubeconfig(name), 0o600); err != nil {
 			return err

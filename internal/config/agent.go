@@ -21,6 +21,7 @@ type Node struct {
 	LBServerPort             int
 	ResolvConf               string
 	PrivateRegistry          string
+	FlannelIface             string
 }
 
 // AddNodeFlags registers the node flags.
@@ -31,6 +32,7 @@ func (n *Node) AddNodeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "Use this CRI socket (e.g. unix:///run/containerd/containerd.sock) instead of k3ha's own containerd")
 	fs.IntVar(&n.LBServerPort, "lb-server-port", DefaultLBPort, "Local port of the agent's load balancer to the servers")
 	fs.StringVar(&n.PrivateRegistry, "private-registry", DefaultRegistriesFile, "Registry mirrors, credentials and TLS for this node's containerd (K3s's registries.yaml format)")
+	fs.StringVar(&n.FlannelIface, "flannel-iface", "", "Interface pod traffic to other nodes leaves by (default: the one holding the node IP)")
 	fs.StringVar(&n.ResolvConf, "resolv-conf", "", "The kubelet's resolv.conf: the upstream resolvers of pods and of the cluster DNS (default: the host's, if usable)")
 }
 

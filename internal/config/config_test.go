@@ -195,6 +195,9 @@ func TestValidate(t *testing.T) {
 		{[]string{"--kube-apiserver-arg", "novalue"}, []string{"key=value"}},
 		{[]string{"--cluster-reset-restore-path", "/x"}, []string{"--cluster-reset"}},
 		{[]string{"--cluster-domain", "a..b"}, []string{"--cluster-domain"}},
+		{[]string{"--flannel-backend", "host-gw"}, nil},
+		{[]string{"--flannel-backend", "wireguard"}, []string{"--flannel-backend", "no longer supported", "wireguard-native"}},
+		{[]string{"--flannel-backend", "udp"}, []string{"--flannel-backend", `"udp" is unknown`, "vxlan, host-gw"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -244,5 +247,18 @@ func TestCriticalDiff(t *testing.T) {
 	}
 	if strings.Join(d, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("diff:\n%s\nwant:\n%s", strings.Join(d, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The flannel backend is cluster-wide; a cluster recorded before the flag
+// existed ran the default.
+func TestCriticalFlannelBackend(t *testing.T) {
+	mine := (&Server{FlannelBackend: FlannelHostGW}).Critical()
+	old := Critical{}
+	if d := mine.Diff(old); len(d) != 1 || d[0] != `--flannel-backend: this server has "host-gw", the cluster has "vxlan"` {
+		t.Fatalf("diff %v", d)
+	}
+	if d := (&Server{FlannelBackend: FlannelVXLAN}).Critical().Diff(old); len(d) != 0 {
+		t.Fatalf("the default differs from a cluster without the setting: %v", d)
 	}
 }

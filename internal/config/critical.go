@@ -19,6 +19,7 @@ type Critical struct {
 	DisableKubeProxy      bool     `json:"disable-kube-proxy"`
 	DisableNetworkPolicy  bool     `json:"disable-network-policy"`
 	SecretsEncryption     bool     `json:"secrets-encryption"`
+	FlannelBackend        string   `json:"flannel-backend,omitempty"`
 }
 
 // Critical returns this server's critical settings.
@@ -36,6 +37,7 @@ func (s *Server) Critical() Critical {
 		DisableKubeProxy:      s.DisableKubeProxy,
 		DisableNetworkPolicy:  s.DisableNetworkPolicy,
 		SecretsEncryption:     s.SecretsEncryption,
+		FlannelBackend:        s.FlannelBackend,
 	}
 }
 
@@ -57,5 +59,15 @@ func (mine Critical) Diff(cluster Critical) []string {
 	check("disable-kube-proxy", b(mine.DisableKubeProxy), b(cluster.DisableKubeProxy))
 	check("disable-network-policy", b(mine.DisableNetworkPolicy), b(cluster.DisableNetworkPolicy))
 	check("secrets-encryption", b(mine.SecretsEncryption), b(cluster.SecretsEncryption))
+	check("flannel-backend", mine.Flannel(), cluster.Flannel())
 	return out
+}
+
+// Flannel is the cluster's --flannel-backend; settings recorded before the
+// flag existed had none and meant the default.
+func (c Critical) Flannel() string {
+	if c.FlannelBackend == "" {
+		return FlannelVXLAN
+	}
+	return c.FlannelBackend
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -55,6 +56,7 @@ type Server struct {
 	DisableKubeProxy      bool
 	DisableNetworkPolicy  bool
 	SecretsEncryption     bool
+	FlannelBackend        string
 
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
@@ -111,6 +113,7 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.DisableKubeProxy, "disable-kube-proxy", false, "Do not run kube-proxy")
 	fs.BoolVar(&s.DisableNetworkPolicy, "disable-network-policy", false, "Do not run the network policy controller")
 	fs.BoolVar(&s.SecretsEncryption, "secrets-encryption", false, "Encrypt Secrets at rest in the datastore")
+	fs.StringVar(&s.FlannelBackend, "flannel-backend", FlannelVXLAN, "How pod traffic travels between nodes: "+strings.Join(FlannelBackends, ", ")+" (cluster-wide)")
 
 	fs.StringVarP(&s.WriteKubeconfig, "write-kubeconfig", "o", defaultKubeconfig(), "Write the admin kubeconfig here")
 	fs.StringVar(&s.WriteKubeconfigMode, "write-kubeconfig-mode", "0600", "File mode of the admin kubeconfig, octal")

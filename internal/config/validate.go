@@ -19,6 +19,10 @@ import (
 // --disable names them (K3s names).
 var PackagedComponents = []string{"coredns", "local-storage", "metrics-server", "servicelb", "traefik"}
 
+// RequiredManifests are deployed like the packaged components but cannot
+// be disabled: k3ha's own parts need them.
+var RequiredManifests = []string{"rolebindings"}
+
 // KnownComponents are what --disable accepts: the packaged components and
 // K3s's "runtimes" (its RuntimeClasses, which k3ha does not ship).
 var KnownComponents = append(slices.Clone(PackagedComponents), "runtimes")
@@ -51,6 +55,9 @@ func (s *Server) Validate() error {
 		if v != "" && net.ParseIP(v) == nil {
 			bad(flag, "%q is not an IP address", v)
 		}
+	}
+	if err := checkFlannelBackend(s.FlannelBackend); err != nil {
+		bad("flannel-backend", "%v", err)
 	}
 	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress).IsLoopback() {
 		bad("advertise-address", "%s is a loopback address; other servers and agents could not reach it", s.AdvertiseAddress)

@@ -25,10 +25,15 @@ import (
 // that first registered it.
 func nodePasswordSecret(node string) string { return node + ".node-password.k3ha" }
 
+// ControllerUser is the identity of k3ha's node-side controllers (flannel);
+// the rolebindings manifest grants it what they need.
+const ControllerUser = "system:k3ha-controller"
+
 // issueNodeCerts checks the node's password and makes its certificates:
 // the kubelet's client certificate (system:node:<name>, which the Node
 // authorizer and NodeRestriction key on), its serving certificate (which the
-// apiserver verifies for logs/exec/port-forward) and kube-proxy's.
+// apiserver verifies for logs/exec/port-forward), kube-proxy's and the
+// node's controllers'.
 func issueNodeCerts(ctx context.Context, l layout.Server, cs kubernetes.Interface, req supervisor.NodeCertsRequest) (supervisor.NodeCerts, error) {
 	var out supervisor.NodeCerts
 	if msgs := validation.IsDNS1123Subdomain(req.NodeName); len(msgs) > 0 {
@@ -67,6 +72,10 @@ func issueNodeCerts(ctx context.Context, l layout.Server, cs kubernetes.Interfac
 	}
 	if out.KubeProxyCert, out.KubeProxyKey, err = clientCA.Issue(pki.LeafSpec{
 		CommonName: "system:kube-proxy", Usage: pki.ClientAuth}); err != nil {
+		return out, err
+	}
+	if out.ControllerCert, out.ControllerKey, err = clientCA.Issue(pki.LeafSpec{
+		CommonName: ControllerUser, Usage: pki.ClientAuth}); err != nil {
 		return out, err
 	}
 	return out, nil

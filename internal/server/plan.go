@@ -138,6 +138,7 @@ func decide(cfg *config.Server, f facts) (plan, error) {
 // splitComponents splits the packaged components into those to deploy and those
 // --disable removes.
 func splitComponents(disable []string) (enabled, disabled []string) {
+	enabled = slices.Clone(config.RequiredManifests)
 	for _, c := range config.PackagedComponents {
 		if slices.Contains(disable, c) {
 			disabled = append(disabled, c)

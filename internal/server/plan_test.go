@@ -164,7 +164,7 @@ func TestDecideComponents(t *testing.T) {
 	if !slices.Equal(p.disabled, []string{"coredns", "servicelb"}) {
 		t.Errorf("disabled %v", p.disabled)
 	}
-	if !slices.Equal(p.components, []string{"local-storage", "metrics-server", "traefik"}) {
+	if !slices.Equal(p.components, []string{"rolebindings", "local-storage", "metrics-server", "traefik"}) {
 		t.Errorf("components %v", p.components)
 	}
 	if p.agent {

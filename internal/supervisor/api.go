@@ -51,4 +51,7 @@ type NodeCerts struct {
 	KubeletServingKey  []byte `json:"kubeletServingKey"`
 	KubeProxyCert      []byte `json:"kubeProxyCert"`
 	KubeProxyKey       []byte `json:"kubeProxyKey"`
+	// Controller is system:k3ha-controller, for the node's flannel.
+	ControllerCert []byte `json:"controllerCert"`
+	ControllerKey  []byte `json:"controllerKey"`
 }

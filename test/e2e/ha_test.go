@@ -231,6 +231,7 @@ func TestHACluster(t *testing.T) {
 			{"service-cidr", haToken, []string{"--service-cidr", "10.53.0.0/16", "--cluster-dns", "10.53.0.10"}, []string{"--service-cidr", "--cluster-dns"}},
 			{"cluster-domain", haToken, []string{"--cluster-domain", "other.local"}, []string{"--cluster-domain", "other.local"}},
 			{"secrets-encryption", haToken, []string{"--secrets-encryption"}, []string{"--secrets-encryption"}},
+			{"flannel-backend", haToken, []string{"--flannel-backend", "host-gw"}, []string{"--flannel-backend", `"host-gw"`, `"vxlan"`}},
 			{"duplicate node name", haToken, []string{"--node-name", "s2"}, []string{`"s2"`, "another --node-name"}},
 		}
 		for i, c := range cases {

@@ -207,6 +207,7 @@ func TestBadInvocations(t *testing.T) {
 		{"bad cidr", []string{"--cluster-cidr", "10.42.0.0/99"}, []string{"--cluster-cidr"}},
 		{"dns outside services", []string{"--cluster-dns", "10.99.0.10"}, []string{"--cluster-dns", "--service-cidr"}},
 		{"unknown flag", []string{"--no-such-flag"}, []string{"no-such-flag"}},
+		{"old flannel backend", []string{"--flannel-backend", "wireguard"}, []string{"--flannel-backend", "wireguard-native"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ type cniConfList struct {
 type bridgePlugin struct {
 	Type        string        `json:"type"`
 	Bridge      string        `json:"bridge"`
+	MTU         int           `json:"mtu,omitempty"`
 	IsGateway   bool          `json:"isGateway"`
 	IPMasq      bool          `json:"ipMasq"`
 	HairpinMode bool          `json:"hairpinMode"`
@@ -61,7 +62,8 @@ type portmapPlugin struct {
 // renderCNIConfig returns the conflist for this node's pods.
 //
 //   - bridge with isGateway: the bridge gets the .1 address and pods route
-//     through it, so pod traffic to other nodes follows the host routes.
+//     through it, so pod traffic to other nodes follows flannel's routes;
+//     mtu leaves room for the backend's headers.
 //   - ipMasq false: Prepare's rule masquerades only traffic leaving the
 //     cluster; the plugin's own rule would also hide pod IPs from pods on
 //     other nodes.
@@ -80,6 +82,7 @@ func renderCNIConfig(cfg Config, podCIDR *net.IPNet) ([]byte, error) {
 			bridgePlugin{
 				Type:        "bridge",
 				Bridge:      cfg.bridge(),
+				MTU:         cfg.MTU,
 				IsGateway:   true,
 				IPMasq:      false,
 				HairpinMode: true,

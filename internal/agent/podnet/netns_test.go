@@ -2,10 +2,7 @@ package podnet
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -14,11 +11,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
-
-	"github.com/k3ha/k3ha/internal/testutil/logtest"
 )
 
 // inNetnsEnv tells the test binary it was started inside a scratch network
@@ -95,7 +87,6 @@ func TestInNetns(t *testing.T) {
 	run(t, "ip", "link", "set", "k3ha0", "up")
 	run(t, "ip", "link", "set", "k3ha1", "up")
 
-	t.Run("routes", testRoutesInNetns)
 	t.Run("prepare", testPrepareInNetns)
 }
 
@@ -108,21 +99,6 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// routeTo returns the main-table IPv4 route to dst, nil if none.
-func routeTo(t *testing.T, dst string) *netlink.Route {
-	t.Helper()
-	routes, err := mainRoutes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Dst.String() == dst {
-			return &r
-		}
-	}
-	return nil
-}
-
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -131,95 +107,6 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out: %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func testRoutesInNetns(t *testing.T) {
-	logs := &logtest.Buffer{}
-	// Not restored: this process exists only for TestInNetns.
-	slog.SetDefault(slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), nil)))
-	oldResync := resyncInterval
-	resyncInterval = 50 * time.Millisecond // many syncs: warnings must still come once
-	t.Cleanup(func() { resyncInterval = oldResync })
-
-	// Foreign routes: k3ha must leave them alone, even the one to a pod CIDR.
-	run(t, "ip", "route", "add", "10.42.9.0/24", "via", "10.99.0.2", "proto", "static")
-	run(t, "ip", "route", "add", "10.43.0.0/16", "via", "10.99.0.2")
-	// A default route makes 203.0.113.5 reachable, but only behind a gateway.
-	run(t, "ip", "route", "add", "default", "via", "10.99.0.254")
-	// Ours from an earlier run, for a node that no longer exists.
-	run(t, "ip", "route", "add", "10.42.50.0/24", "via", "10.99.0.2", "proto", fmt.Sprint(int(RouteProtocol)))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	client := fake.NewClientset(
-		node("self", "10.42.0.0/24", "10.99.0.1"),
-		node("n7", "10.42.7.0/24", "10.99.0.2"),
-		node("conflict", "10.42.9.0/24", "10.99.0.2"),
-		node("far", "10.42.8.0/24", "203.0.113.5"),
-	)
-	cfg := Config{NodeName: "self", NodeIP: net.ParseIP("10.99.0.1"), ClusterCIDR: "10.42.0.0/16"}
-	done := make(chan error, 1)
-	go func() { done <- Routes(ctx, cfg, client) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Routes: %v", err)
-		}
-	}()
-
-	ours := func(dst, gw string) func() bool {
-		return func() bool {
-			r := routeTo(t, dst)
-			return r != nil && r.Protocol == RouteProtocol && r.Gw.Equal(net.ParseIP(gw))
-		}
-	}
-	gone := func(dst string) func() bool { return func() bool { return routeTo(t, dst) == nil } }
-
-	eventually(t, "route to n7's pods", ours("10.42.7.0/24", "10.99.0.2"))
-	eventually(t, "stale route of an earlier run removed", gone("10.42.50.0/24"))
-	t.Log(run(t, "ip", "route", "show"))
-
-	// The kernel dropping our route (a link flap) is repaired by the resync.
-	if err := netlink.RouteDel(&netlink.Route{Dst: mustCIDR(t, "10.42.7.0/24"), Protocol: RouteProtocol}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "route restored", ours("10.42.7.0/24", "10.99.0.2"))
-
-	// A changed CIDR moves the route.
-	n7, err := client.CoreV1().Nodes().Get(ctx, "n7", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n7.Spec.PodCIDR, n7.Spec.PodCIDRs = "10.42.17.0/24", []string{"10.42.17.0/24"}
-	if _, err := client.CoreV1().Nodes().Update(ctx, n7, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "route for the new CIDR", ours("10.42.17.0/24", "10.99.0.2"))
-	eventually(t, "route for the old CIDR removed", gone("10.42.7.0/24"))
-
-	// Deleting the node removes its route.
-	if err := client.CoreV1().Nodes().Delete(ctx, "n7", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "route of the deleted node removed", gone("10.42.17.0/24"))
-	time.Sleep(200 * time.Millisecond) // a few more resyncs
-
-	for dst, proto := range map[string]netlink.RouteProtocol{"10.42.9.0/24": unix.RTPROT_STATIC, "10.43.0.0/16": unix.RTPROT_BOOT} {
-		if r := routeTo(t, dst); r == nil || r.Protocol != proto {
-			t.Errorf("foreign route to %s touched: %v", dst, r)
-		}
-	}
-	if r := routeTo(t, "10.42.8.0/24"); r != nil {
-		t.Errorf("route to a node behind a gateway: %v", r)
-	}
-	out := logs.String()
-	for _, n := range []string{"conflict", "far"} {
-		if c := strings.Count(out, "node="+n+" "); c != 1 {
-			t.Errorf("%d warnings about node %s, want 1:\n%s", c, n, out)
-		}
-	}
-	if !strings.Contains(out, "behind gateway 10.99.0.254") {
-		t.Errorf("no L2 warning for node far:\n%s", out)
 	}
 }
 

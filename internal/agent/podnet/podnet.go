@@ -1,12 +1,8 @@
-// Package podnet connects pods without an overlay. On every node the
-// standard CNI bridge plugin puts the pods on a Linux bridge addressed from
-// the node's pod CIDR, and a kernel route per other node sends that node's
-// pod CIDR to its InternalIP ("host routes"). Pods talk to each other with
-// their own IPs; traffic leaving the cluster is masqueraded to the node IP.
-//
-// Host routes need all nodes on one L2 network: each route's gateway (the
-// other node's InternalIP) must be directly reachable. Nodes elsewhere get a
-// warning and no route. An encapsulating backend (VXLAN) is future work.
+// Package podnet puts a node's pods on the network: the standard CNI
+// bridge plugin puts them on a Linux bridge addressed from the node's pod
+// CIDR; flannel (internal/agent/flannel) carries their traffic to the other
+// nodes' pods. Pods talk to each other with their own IPs; traffic leaving
+// the cluster is masqueraded to the node IP.
 //
 // Only IPv4 is handled; a dual-stack cluster's IPv6 ranges are ignored.
 package podnet
@@ -35,6 +31,8 @@ type Config struct {
 	// Empty means host-local's machine-wide /var/lib/cni/networks; set it
 	// per node when several nodes share one filesystem (tests).
 	IPAMDataDir string
+	// MTU of the pods' interfaces; 0 leaves the plugin's default.
+	MTU int
 }
 
 // DefaultBridgeName is the bridge the pods of a node hang off.
@@ -84,21 +82,8 @@ func nodePodCIDR(node *corev1.Node) (*net.IPNet, error) {
 	return nil, nil
 }
 
-// internalIPv4 returns the node's first IPv4 InternalIP, nil if none.
-func internalIPv4(node *corev1.Node) net.IP {
-	for _, a := range node.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		if ip := net.ParseIP(a.Address).To4(); ip != nil {
-			return ip
-		}
-	}
-	return nil
-}
-
-// clusterCIDRv4 returns the IPv4 range of --cluster-cidr.
-func clusterCIDRv4(s string) (*net.IPNet, error) {
+// ClusterCIDRv4 returns the IPv4 range of --cluster-cidr.
+func ClusterCIDRv4(s string) (*net.IPNet, error) {
 	for _, part := range strings.Split(s, ",") {
 		_, n, err := net.ParseCIDR(strings.TrimSpace(part))
 		if err != nil {

@@ -29,7 +29,7 @@ var procSys = "/proc/sys"
 // destinations outside the cluster CIDR, and forwarding of pod traffic on
 // hosts whose FORWARD policy is DROP. Safe to call again.
 func Prepare(cfg Config, podCIDR *net.IPNet) error {
-	cluster, err := clusterCIDRv4(cfg.ClusterCIDR)
+	cluster, err := ClusterCIDRv4(cfg.ClusterCIDR)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,9 @@
 //	testapp write /data/file TEXT
 //	testapp read /data/file
 //	testapp dns :53 name=ip [name=ip ...]
+//	testapp sink :9000                  (TCP: discard, or echo after an 'e')
+//	testapp blast 10.42.1.5:9000 SECONDS (throughput to a sink)
+//	testapp rtt 10.42.1.5:9000 COUNT     (round trips to a sink)
 package main
 
 import (
@@ -87,6 +90,19 @@ func main() {
 		os.Stdout.Write(data)
 	case "dns":
 		if err := serveDNS(arg, os.Args[3:]); err != nil {
+			fail(err)
+		}
+	case "sink":
+		fail(sink(arg))
+	case "blast", "rtt":
+		if len(os.Args) < 4 {
+			os.Exit(2)
+		}
+		f := blast
+		if os.Args[1] == "rtt" {
+			f = rtt
+		}
+		if err := f(arg, os.Args[3]); err != nil {
 			fail(err)
 		}
 	default:

@@ -1,0 +1,165 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k3ha/k3ha/internal/agent/podnet"
+	"github.com/k3ha/k3ha/test/e2e/cluster"
+	"github.com/k3ha/k3ha/test/e2e/harness"
+)
+
+// TestPodNetwork runs flannel's backends (short subtest names: the data
+// dirs under them must fit containerd's socket paths): VXLAN between nodes on two
+// subnets joined by a router (nothing routes pod CIDRs between them but
+// the overlay), host routes on one subnet, and the backends that need
+// something from the user say what.
+func TestPodNetwork(t *testing.T) {
+	t.Run("vxlan two subnets", func(t *testing.T) {
+		na, nb := harness.NewNetwork(t), harness.NewNetwork(t)
+		s, a := na.AddHost(t, "s1"), nb.AddHost(t, "a1")
+		harness.Route(t, na, nb)
+		srv, _ := serverAndAgent(t, s, a)
+		for _, node := range []string{"s1", "a1"} {
+			backendAnnotation(t, srv, node, "vxlan")
+		}
+		farPod := podsReachAcross(t, srv, "s1", "a1")
+		if out, err := s.Run(t, "ip", "route", "get", farPod); err != nil || !strings.Contains(out, "dev flannel.1") {
+			t.Errorf("s1's route to a pod on a1 does not use the VXLAN device: %v %s", err, out)
+		}
+	})
+
+	t.Run("host-gw", func(t *testing.T) {
+		n := harness.NewNetwork(t)
+		s, a := n.AddHost(t, "s1"), n.AddHost(t, "a1")
+		srv, _ := serverAndAgent(t, s, a, "--flannel-backend", "host-gw")
+		for _, node := range []string{"s1", "a1"} {
+			backendAnnotation(t, srv, node, "host-gw")
+		}
+		farPod := podsReachAcross(t, srv, "s1", "a1")
+		if out, err := s.Run(t, "ip", "route", "get", farPod); err != nil || !strings.Contains(out, "via "+a.IP.String()+" dev eth0") {
+			t.Errorf("s1's route to a pod on a1 is not a host route via a1: %v %s", err, out)
+		}
+	})
+
+	t.Run("none wireguard", func(t *testing.T) {
+		n := harness.NewNetwork(t)
+		none := newServer(t, n.AddHost(t, "none"), "--flannel-backend", "none")
+		wg := newServer(t, n.AddHost(t, "wg"), "--flannel-backend", "wireguard-native")
+		none.Start()
+		wg.Start()
+		none.WaitReady()
+		wg.WaitReady()
+		none.WaitLog(t, 2*time.Minute, "k3ha sets up no pod network")
+		harness.WaitFor(t, 2*time.Minute, "node none NotReady for want of a network", func() (bool, error) {
+			out, err := none.Kubectl("get", "node", "none", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].message}`)
+			return strings.Contains(out, "network"), fmt.Errorf("%v: %s", err, out)
+		})
+		if f := findFile(t, none.DataDir(), podnet.CNIConfigFile); f != "" {
+			t.Errorf("--flannel-backend=none wrote a CNI config: %s", f)
+		}
+		if _, err := os.Stat("/sys/module/wireguard"); errors.Is(err, fs.ErrNotExist) {
+			wg.WaitLog(t, 2*time.Minute, "this kernel has no WireGuard")
+			for _, line := range strings.Split(wg.Proc.Log(), "\n") {
+				if strings.Contains(line, "flannel: retrying") && strings.Contains(line, "WireGuard") {
+					t.Errorf("a missing kernel module is retried as if it could come: %s", line)
+				}
+			}
+		} else {
+			waitNodeReady(t, wg, "wg")
+		}
+	})
+}
+
+// serverAndAgent starts a server on s and an agent on a joined to it, and
+// waits for both nodes to be Ready.
+func serverAndAgent(t *testing.T, s, a *harness.Host, serverArgs ...string) (*cluster.Server, *cluster.Server) {
+	t.Helper()
+	srv := newServer(t, s, serverArgs...)
+	withTestImage(t, srv)
+	srv.Start()
+	srv.WaitReady()
+	agentToken := readFile(t, filepath.Join(srv.DataDir(), "server", "agent-token"))
+	ag := cluster.NewAgent(t, k3haBin, a, srv.URL(), agentToken)
+	withTestImage(t, ag)
+	ag.Start()
+	waitNodeReady(t, srv, s.Name)
+	waitNodeReady(t, srv, a.Name)
+	return srv, ag
+}
+
+// backendAnnotation waits for flannel's lease on the node to name backend.
+func backendAnnotation(t *testing.T, s *cluster.Server, node, backend string) {
+	t.Helper()
+	harness.WaitFor(t, time.Minute, "flannel backend of "+node, func() (bool, error) {
+		out, err := s.Kubectl("get", "node", node, "-o", `jsonpath={.metadata.annotations.flannel\.alpha\.coreos\.com/backend-type}`)
+		return out == backend, fmt.Errorf("%v: %q", err, out)
+	})
+}
+
+// podsReachAcross runs a pod on each node and checks that each reaches the
+// other by IP, and the near one a Service whose only endpoint is the far
+// one. It returns the far pod's IP.
+func podsReachAcross(t *testing.T, s *cluster.Server, near, far string) string {
+	t.Helper()
+	for _, node := range []string{near, far} {
+		if err := kubectlApply(s, podYAML("on-"+node, node)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: far
+spec:
+  selector: {app: on-%s}
+  ports:
+  - port: 80
+    targetPort: 8080
+`, far)
+	if err := kubectlApply(s, svc); err != nil {
+		t.Fatal(err)
+	}
+	ips := map[string]string{}
+	for _, node := range []string{near, far} {
+		waitPodRunning(t, s, "on-"+node)
+		ips[node] = s.MustKubectl("get", "pod", "on-"+node, "-o", "jsonpath={.status.podIP}")
+	}
+	for _, pair := range [][2]string{{near, far}, {far, near}} {
+		from, to := pair[0], pair[1]
+		out, err := s.Kubectl("exec", "on-"+from, "--", "/app", "get", "http://"+ips[to]+":8080/")
+		if err != nil || !strings.Contains(out, "hello from on-"+to) {
+			t.Errorf("pod on %s → pod on %s (%s): %v %s", from, to, ips[to], err, out)
+		}
+	}
+	ip := s.MustKubectl("get", "service", "far", "-o", "jsonpath={.spec.clusterIP}")
+	harness.WaitFor(t, time.Minute, "the Service with its endpoint on "+far+" answers on "+near, func() (bool, error) {
+		out, err := s.Kubectl("exec", "on-"+near, "--", "/app", "get", "http://"+ip+"/")
+		return strings.Contains(out, "hello from on-"+far), fmt.Errorf("%v: %s", err, out)
+	})
+	return ips[far]
+}
+
+// findFile returns the path of a file named name under dir, "" if none.
+func findFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	var found string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == name {
+			found = path
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
