@@ -155,7 +155,7 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	}
 	if !cluster.DisableKubeProxy {
 		if err := mgr.Start(ctx, kubeproxy.New(kubeproxy.Config{NodeName: o.NodeName, Kubeconfig: l.Kubeconfig("kube-proxy"),
-			ClusterCIDR: cluster.ClusterCIDR, ExtraArgs: o.Node.KubeProxyArgs, Client: nodeClient})); err != nil {
+			ClusterCIDR: cluster.ClusterCIDR, ExtraArgs: o.Node.KubeProxyArgs, Client: nodeClient, NodeIP: o.NodeIP})); err != nil {
 			return err
 		}
 	}

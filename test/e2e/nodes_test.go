@@ -211,6 +211,53 @@ func TestNodes(t *testing.T) {
 		})
 	})
 
+	t.Run("a server back on a new address", func(t *testing.T) {
+		old := s3.Host.IP.String()
+		s3.Stop(30 * time.Second)
+		s3.Host.ChangeIP(t)
+		ip := s3.Host.IP.String()
+		s3.Start()
+		s3.WaitReady()
+		s3.WaitLog(t, time.Second, "etcd peer URLs updated")
+		ms, err := s2.Members()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Name == "s3" && (m.IsLearner || strings.Join(m.PeerURLs, ",") != "https://"+ip+":2380") {
+				t.Errorf("s3's member after the move: %+v (moved from %s to %s)", m, old, ip)
+			}
+		}
+		if len(ms) != 3 {
+			t.Errorf("members: %+v", ms)
+		}
+		if err := putConfigMap(t, s3, "after-move", "s3"); err != nil {
+			t.Fatalf("write through the moved server: %v", err)
+		}
+		waitConfigMap(t, s1, "after-move", "s3")
+		// A voting member: with s1 down, s2 and s3 are the quorum. (Before
+		// kube-proxy waited for the Node's new address, s3 exited here.)
+		s1.Stop(30 * time.Second)
+		harness.WaitFor(t, time.Minute, "a write with s1 down", func() (bool, error) {
+			out, err := s2.Kubectl("create", "configmap", "quorum-without-s1")
+			return err == nil, fmt.Errorf("%v: %s", err, out)
+		})
+		s1.Start()
+		s1.WaitReady()
+		harness.WaitFor(t, time.Minute, "s3's Node shows the new address", func() (bool, error) {
+			out, err := s2.Kubectl("get", "node", "s3", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+			return out == ip, fmt.Errorf("%v: %s", err, out)
+		})
+		harness.WaitFor(t, time.Minute, "the agent's load balancer lists the new address", func() (bool, error) {
+			data, err := os.ReadFile(filepath.Join(a.DataDir(), "agent", "lb-servers.json"))
+			return strings.Contains(string(data), ip+":6443") && !strings.Contains(string(data), old+":6443"), fmt.Errorf("%v: %s", err, data)
+		})
+		waitNodeReady(t, s2, "s3")
+		if s3.Proc.Exited() {
+			t.Fatalf("s3 exited after its move:\n%s", tail(s3.Proc.Log(), 20))
+		}
+	})
+
 	t.Run("the agent outlives the server it joined", func(t *testing.T) {
 		if err := s1.Proc.Kill(); err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ package kubeproxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -25,6 +26,9 @@ type Config struct {
 	ExtraArgs   []string // --kube-proxy-arg key=value, replacing k3ha's value for that key
 	// Client reads this node's Node object before kube-proxy starts.
 	Client kubernetes.Interface
+	// NodeIP is the address the kubelet registers; kube-proxy starts once
+	// the Node shows it.
+	NodeIP net.IP
 }
 
 // KubeProxy is the running kube-proxy.
@@ -79,14 +83,26 @@ func (k *KubeProxy) Start(ctx context.Context) error {
 	return nil
 }
 
-// waitForNode returns once the kubelet has registered the Node with an
-// address. kube-proxy remembers the node's IPs when it starts and calls
+// waitForNode returns once the kubelet has registered the Node with this
+// node's IP. kube-proxy remembers the node's IPs when it starts and calls
 // os.Exit when they later differ from that, which in k3ha would end the
-// whole process: started before the Node exists, it remembers none.
+// whole process: started before the Node exists it remembers none, and
+// started on a node whose address changed it remembers the old one until
+// the kubelet updates the Node.
 func (k *KubeProxy) waitForNode(ctx context.Context) error {
-	_, err := nodewait.Until(ctx, k.cfg.Client, k.cfg.NodeName, "the node to be registered before kube-proxy starts",
-		func(node *corev1.Node) (bool, error) { return len(node.Status.Addresses) > 0, nil })
+	_, err := nodewait.Until(ctx, k.cfg.Client, k.cfg.NodeName, "the node to be registered with its IP before kube-proxy starts",
+		func(node *corev1.Node) (bool, error) { return hasAddress(node, k.cfg.NodeIP), nil })
 	return err
+}
+
+// hasAddress reports whether the Node lists ip (any address when ip is nil).
+func hasAddress(node *corev1.Node, ip net.IP) bool {
+	for _, a := range node.Status.Addresses {
+		if ip == nil || net.ParseIP(a.Address).Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop cancels kube-proxy. Its run loop does not return after a clean stop,

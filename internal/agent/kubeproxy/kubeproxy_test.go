@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestWaitForNode(t *testing.T) {
 	nodewait.MinPoll, nodewait.MaxPoll = 10*time.Millisecond, 20*time.Millisecond
 	t.Cleanup(func() { nodewait.MinPoll, nodewait.MaxPoll = oldMin, oldMax })
 	client := fake.NewClientset()
-	k := New(Config{NodeName: "n1", Client: client})
+	k := New(Config{NodeName: "n1", Client: client, NodeIP: net.ParseIP("10.0.0.2")})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -34,7 +35,18 @@ func TestWaitForNode(t *testing.T) {
 		t.Fatalf("returned (%v) before the node had an address", err)
 	case <-time.After(100 * time.Millisecond):
 	}
+	// Still the address of before a move: kube-proxy would exit once the
+	// kubelet updates it.
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}}
+	if n, err = client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("returned (%v) while the node showed its old address", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.2"}}
 	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

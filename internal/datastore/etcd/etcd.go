@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -220,6 +221,9 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 	}
 	e.srv = srv
 	e.failFast.server.Store(srv.Server)
+	if e.mode == Existing {
+		go e.followAddressChange(srv, peerURLs)
+	}
 	err = waitReady(ctx, srv, name, join != nil)
 	if errors.Is(err, errPublishLost) {
 		slog.Info("etcd join: restarting etcd to publish again", "member", name,
@@ -238,7 +242,7 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 		err = waitReady(ctx, srv, name, false)
 	}
 	if err != nil {
-		if e.mode == Existing && removedFromCluster(ctx, l, srv, peerURLs) {
+		if e.mode == Existing && removedFromCluster(ctx, l, srv) {
 			err = removedError(l)
 		}
 		e.closeServer()
@@ -412,7 +416,7 @@ func (e *Etcd) watchServer() {
 		err = errors.New("etcd server stopped")
 		// The local view may not have applied the removal yet; the other
 		// members know.
-		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) || removedFromCluster(context.Background(), e.cfg.Layout, e.srv, e.ownPeerURLs()) {
+		if srv := e.srv.Server; !srv.IsMemberExist(srv.MemberID()) || removedFromCluster(context.Background(), e.cfg.Layout, e.srv) {
 			err = removedError(e.cfg.Layout)
 		}
 	case err = <-e.srv.Err():
@@ -610,15 +614,6 @@ func overlaps(a, b []string) bool {
 	return false
 }
 
-// ownPeerURLs are the peer URLs this member advertises.
-func (e *Etcd) ownPeerURLs() []string {
-	var out []string
-	for _, u := range e.srv.Config().AdvertisePeerUrls {
-		out = append(out, u.String())
-	}
-	return out
-}
-
 // removedError tells a removed member's operator how to rejoin.
 func removedError(l layout.Server) error {
 	return fmt.Errorf("this server was removed from the cluster (its etcd member was removed, e.g. because its Node was deleted), so its etcd data is stale; "+
@@ -627,10 +622,13 @@ func removedError(l layout.Server) error {
 
 // removedFromCluster asks the other members whether this one still
 // belongs: a member removed while it was down learns it only from them.
-func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd, ours []string) bool {
+// Members are told apart by ID: a server that came back on a new address
+// is still the same member.
+func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd) bool {
+	self := srv.Server.MemberID()
 	var endpoints []string
 	for _, m := range srv.Server.Cluster().Members() {
-		if !overlaps(m.PeerURLs, ours) {
+		if m.ID != self {
 			endpoints = append(endpoints, m.ClientURLs...)
 		}
 	}
@@ -649,7 +647,7 @@ func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd, o
 		return false
 	}
 	for _, m := range resp.Members {
-		if overlaps(m.PeerURLs, ours) {
+		if types.ID(m.ID) == self {
 			return false
 		}
 	}

@@ -227,3 +227,29 @@ func (h *Host) killAll(t testing.TB) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// ChangeIP gives the host another address on its network, as DHCP or a
+// moved VM would: eth0's address and default route are replaced. The new
+// address is .200 + the number of earlier changes in the network, clear of
+// the addresses AddHost hands out.
+func (h *Host) ChangeIP(t testing.TB) {
+	t.Helper()
+	n := h.net
+	n.mu.Lock()
+	n.moved++
+	ip := hostIP(n.Subnet, 199+n.moved)
+	n.mu.Unlock()
+	ones, _ := n.Subnet.Mask.Size()
+	steps := [][]string{
+		{"-n", h.NS, "addr", "flush", "dev", "eth0"},
+		{"-n", h.NS, "addr", "add", fmt.Sprintf("%s/%d", ip, ones), "dev", "eth0"},
+		{"-n", h.NS, "route", "replace", "default", "via", n.Gateway.String()},
+	}
+	for _, args := range steps {
+		if _, err := runIP(args...); err != nil {
+			t.Fatalf("harness: change the address of host %s: %v", h.Name, err)
+		}
+	}
+	t.Logf("harness: host %s moved from %s to %s", h.Name, h.IP, ip)
+	h.IP = ip
+}
