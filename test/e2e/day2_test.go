@@ -55,20 +55,7 @@ func TestDay2(t *testing.T) {
 	top := t // nodes made in subtests get short dirs (containerd's socket paths are limited)
 	n := harness.NewNetwork(t)
 	s3 := cluster.StartS3Server(t, s3Bin, n.AddHost(t, "objstore"), "snapshots")
-	var servers []*cluster.Server
-	for i := 1; i <= 3; i++ {
-		args := []string{"--disable-agent", "--secrets-encryption", "--etcd-snapshot-schedule-cron", "* * * * *", "--etcd-snapshot-retention", "2"}
-		if i == 1 {
-			args = append(args, "--cluster-init")
-		} else {
-			args = append(args, "--server", servers[0].URL())
-		}
-		s := newServer(t, n.AddHost(t, fmt.Sprintf("s%d", i)), args...)
-		s.Env = []string{"K3HA_TOKEN=" + haToken}
-		s.Start()
-		s.WaitReady()
-		servers = append(servers, s)
-	}
+	servers := startHA(t, n, 3, "--secrets-encryption", "--etcd-snapshot-schedule-cron", "* * * * *", "--etcd-snapshot-retention", "2")
 	s1, s2, s3srv := servers[0], servers[1], servers[2]
 	agentToken := readFile(t, filepath.Join(s1.DataDir(), "server", "agent-token"))
 	a1 := cluster.NewAgent(t, k3haBin, n.AddHost(t, "a1"), s1.URL(), agentToken)
