@@ -142,6 +142,10 @@ for tool in iptables ip6tables; do
     "$tool-save" | grep -iv -e 'KUBE-' -e 'CNI-' -e 'K3HA-' -e 'flannel' | "$tool-restore"
   fi
 done
+# The network policy table: without k3ha it would drop the new connections it diverts.
+if command -v nft >/dev/null 2>&1; then
+  nft delete table ip k3ha-network-policy 2>/dev/null
+fi
 rm -rf /var/lib/cni
 exit 0
 EOF

@@ -86,29 +86,7 @@ func TestPodNetwork(t *testing.T) {
 		s.WaitReady()
 		a := nodeAgent(t, k3haBin, ah, s)
 		a.Start()
-		for _, node := range []string{"nb-server", "nb-agent"} {
-			harness.WaitFor(t, nodeReadyWait, node+" Ready", func() (bool, error) {
-				out, err := s.Kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-				return out == "True", fmt.Errorf("%v: %s", err, out)
-			})
-		}
-		for _, p := range [][3]string{{"sink", "nb-agent", `"sink", ":` + sinkPort + `"`}, {"client", "nb-server", `"serve", ":8080"`}} {
-			cmd := s.KubectlCmd("apply", "-f", "-")
-			cmd.Stdin = strings.NewReader(sinkPod(p[0], p[1], p[2]))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-		}
-		var sinkIP string
-		harness.WaitFor(t, podRunningWait, "sink and client Running", func() (bool, error) {
-			out, err := s.Kubectl("get", "pods", "sink", "client", "-o", `jsonpath={range .items[*]}{.status.phase} {end}{.items[0].status.podIP}`)
-			f := strings.Fields(out)
-			if len(f) == 3 && f[0] == "Running" && f[1] == "Running" {
-				sinkIP = f[2]
-				return true, nil
-			}
-			return false, fmt.Errorf("%v: %s", err, out)
-		})
+		sinkIP := sinkAndClient(t, s, "nb-server", "nb-agent", "")
 		hostSink := ah.Start(t, filepath.Join(t.TempDir(), "sink.log"), nil, app, "sink", ":"+sinkPort)
 		for round := 1; round <= netRounds; round++ {
 			pod := measure(t, func(args ...string) (string, error) {
@@ -147,6 +125,41 @@ WireGuard is not measured: this kernel has no WireGuard module.
 	sec.printf("- goal: vxlan at least %.1f of host to host; the median is **%.2f** (%.2f× the goal)\n",
 		vxlanGoal, median(ratios["vxlan"]), median(ratios["vxlan"])/vxlanGoal)
 	sec.write(t)
+}
+
+// sinkAndClient waits for both nodes, runs a sink pod (with labels, if
+// any) on the agent's node and a client pod on the server's, and returns
+// the sink's IP once both run.
+func sinkAndClient(t *testing.T, s *cluster.Server, serverNode, agentNode, labels string) string {
+	t.Helper()
+	for _, node := range []string{serverNode, agentNode} {
+		harness.WaitFor(t, nodeReadyWait, node+" Ready", func() (bool, error) {
+			out, err := s.Kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+			return out == "True", fmt.Errorf("%v: %s", err, out)
+		})
+	}
+	sink := sinkPod("sink", agentNode, `"sink", ":`+sinkPort+`"`)
+	if labels != "" {
+		sink = strings.Replace(sink, "metadata: {name: sink}", "metadata: {name: sink, labels: {"+labels+"}}", 1)
+	}
+	for _, y := range []string{sink, sinkPod("client", serverNode, `"serve", ":8080"`)} {
+		cmd := s.KubectlCmd("apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(y)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	var sinkIP string
+	harness.WaitFor(t, podRunningWait, "sink and client Running", func() (bool, error) {
+		out, err := s.Kubectl("get", "pods", "sink", "client", "-o", `jsonpath={range .items[*]}{.status.phase} {end}{.items[0].status.podIP}`)
+		f := strings.Fields(out)
+		if len(f) == 3 && f[0] == "Running" && f[1] == "Running" {
+			sinkIP = f[2]
+			return true, nil
+		}
+		return false, fmt.Errorf("%v: %s", err, out)
+	})
+	return sinkIP
 }
 
 // measure runs blast and rtt through run against the sink at ip.

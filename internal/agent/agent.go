@@ -26,6 +26,7 @@ import (
 	"github.com/k3ha/k3ha/internal/agent/kubelet"
 	"github.com/k3ha/k3ha/internal/agent/kubeproxy"
 	"github.com/k3ha/k3ha/internal/agent/loadbalancer"
+	"github.com/k3ha/k3ha/internal/agent/netpol"
 	"github.com/k3ha/k3ha/internal/agent/podnet"
 	"github.com/k3ha/k3ha/internal/agent/registries"
 	"github.com/k3ha/k3ha/internal/component"
@@ -153,6 +154,9 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		client: nodeClient}); err != nil {
 		return err
 	}
+	if err := startNetworkPolicy(ctx, mgr, o.NodeName, l, cluster.DisableNetworkPolicy); err != nil {
+		return err
+	}
 	if !cluster.DisableKubeProxy {
 		if err := mgr.Start(ctx, kubeproxy.New(kubeproxy.Config{NodeName: o.NodeName, Kubeconfig: l.Kubeconfig("kube-proxy"),
 			ClusterCIDR: cluster.ClusterCIDR, ExtraArgs: o.Node.KubeProxyArgs, Client: nodeClient, NodeIP: o.NodeIP})); err != nil {
@@ -163,6 +167,20 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		pl.RemoveOthers()
 	}
 	return nil
+}
+
+// startNetworkPolicy enforces NetworkPolicy on this node's pods, or, with
+// --disable-network-policy, removes what an earlier run enforced.
+func startNetworkPolicy(ctx context.Context, mgr *component.Manager, node string, l layout.Agent, disabled bool) error {
+	if disabled {
+		slog.Info("--disable-network-policy: NetworkPolicy objects are not enforced on this node", "node", node)
+		return netpol.RemoveRules()
+	}
+	client, err := clientFor(l.Kubeconfig("k3ha-controller"))
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx, netpol.New(node, client))
 }
 
 // startLoadBalancer starts the local port every client on this node uses

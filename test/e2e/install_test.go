@@ -33,7 +33,8 @@ done
 }
 
 // TestInstallScript installs k3ha as a server service with install.sh, as
-// README says, into a throw-away root, checks what it wrote, and uninstalls.
+// README says, into a throw-away root, checks what it wrote, and uninstalls
+// (which also removes the network policy table).
 func TestInstallScript(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	installSh := filepath.Join(filepath.Dir(file), "..", "..", "install.sh")
@@ -44,8 +45,10 @@ echo "== env"; stat -c '%a %U' /etc/systemd/system/k3ha.service.env; cat /etc/sy
 echo "== bin"; ls -l /usr/local/bin | grep -e k3ha -e crictl -e ctr
 if command -v systemd-analyze >/dev/null; then echo "== verify"; systemd-analyze verify /etc/systemd/system/k3ha.service && echo verify-ok; fi
 mkdir -p /var/lib/k3ha/server /etc/k3ha
+nft add table ip k3ha-network-policy
 /usr/local/bin/k3ha-uninstall.sh >/dev/null 2>&1
 echo "== after uninstall"
+nft list tables
 ls /usr/local/bin/k3ha /usr/local/bin/crictl /usr/local/bin/ctr /usr/local/bin/k3ha-killall.sh /usr/local/bin/k3ha-uninstall.sh \
    /etc/systemd/system/k3ha.service /etc/systemd/system/k3ha.service.env /etc/k3ha /var/lib/k3ha 2>&1 | grep -v 'No such file' || true
 echo "== end"

@@ -35,12 +35,16 @@ func TestPodNetwork(t *testing.T) {
 		if out, err := s.Run(t, "ip", "route", "get", farPod); err != nil || !strings.Contains(out, "dev flannel.1") {
 			t.Errorf("s1's route to a pod on a1 does not use the VXLAN device: %v %s", err, out)
 		}
+		policyTableOn(t, s)
+		policyTableOn(t, a)
+		checkNetworkPolicies(t, srv, "a1", "s1")
 	})
 
+	// host-gw also runs without network policies.
 	t.Run("host-gw", func(t *testing.T) {
 		n := harness.NewNetwork(t)
 		s, a := n.AddHost(t, "s1"), n.AddHost(t, "a1")
-		srv, _ := serverAndAgent(t, s, a, "--flannel-backend", "host-gw")
+		srv, _ := serverAndAgent(t, s, a, "--flannel-backend", "host-gw", "--disable-network-policy")
 		for _, node := range []string{"s1", "a1"} {
 			backendAnnotation(t, srv, node, "host-gw")
 		}
@@ -48,6 +52,7 @@ func TestPodNetwork(t *testing.T) {
 		if out, err := s.Run(t, "ip", "route", "get", farPod); err != nil || !strings.Contains(out, "via "+a.IP.String()+" dev eth0") {
 			t.Errorf("s1's route to a pod on a1 is not a host route via a1: %v %s", err, out)
 		}
+		checkPoliciesNotEnforced(t, srv, "a1", "s1", s, a)
 	})
 
 	t.Run("none wireguard", func(t *testing.T) {

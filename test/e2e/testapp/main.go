@@ -13,6 +13,7 @@
 //	testapp sink :9000                  (TCP: discard, or echo after an 'e')
 //	testapp blast 10.42.1.5:9000 SECONDS (throughput to a sink)
 //	testapp rtt 10.42.1.5:9000 COUNT     (round trips to a sink)
+//	testapp probe 10.42.1.5:9000         (prints when new connections start or stop getting through)
 package main
 
 import (
@@ -94,6 +95,8 @@ func main() {
 		}
 	case "sink":
 		fail(sink(arg))
+	case "probe":
+		fail(probe(arg))
 	case "blast", "rtt":
 		if len(os.Args) < 4 {
 			os.Exit(2)

@@ -96,3 +96,25 @@ func rtt(addr, count string) error {
 	fmt.Printf("RTT_US_P50=%d RTT_US_P99=%d\n", samples[n/2].Microseconds(), samples[n*99/100].Microseconds())
 	return nil
 }
+
+// probe opens a new TCP connection every 20 ms (each judged afresh by a
+// network policy) and prints, whenever the outcome changes, the Unix time
+// in nanoseconds at which the deciding attempt began and "up" or "down".
+func probe(addr string) error {
+	last := ""
+	for {
+		start := time.Now()
+		state := "up"
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			state = "down"
+		} else {
+			c.Close()
+		}
+		if state != last {
+			fmt.Printf("%d %s\n", start.UnixNano(), state)
+			last = state
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
