@@ -292,6 +292,41 @@ func TestNodes(t *testing.T) {
 		s1.WaitReady()
 	})
 
+	t.Run("an agent back on a new address", func(t *testing.T) {
+		old := a.Host.IP.String()
+		a.Stop(30 * time.Second)
+		a.Host.ChangeIP(t)
+		ip := a.Host.IP.String()
+		restarted := time.Now()
+		a.Start()
+		for what, jsonpath := range map[string]string{
+			"InternalIP":        `{.status.addresses[?(@.type=="InternalIP")].address}`,
+			"flannel public IP": `{.metadata.annotations.flannel\.alpha\.coreos\.com/public-ip}`,
+		} {
+			harness.WaitFor(t, 2*time.Minute, "a1's "+what+" is its new address", func() (bool, error) {
+				out, err := s2.Kubectl("get", "node", "a1", "-o", "jsonpath="+jsonpath)
+				return out == ip, fmt.Errorf("%v: %s (moved from %s)", err, out, old)
+			})
+		}
+		harness.WaitFor(t, 2*time.Minute, "the restarted a1 renews its lease", func() (bool, error) {
+			out, err := s2.Kubectl("get", "lease", "-n", "kube-node-lease", "a1", "-o", "jsonpath={.spec.renewTime}")
+			renewed, perr := time.Parse(time.RFC3339Nano, out)
+			return err == nil && perr == nil && renewed.After(restarted), fmt.Errorf("%v %v: %s", err, perr, out)
+		})
+		waitNodeReady(t, s2, "a1")
+		// The pods kept running; traffic between them now goes to the new
+		// address, and exec reaches the kubelet by it (its serving
+		// certificate names it).
+		onA1, onS2 := spreadPodOn(t, s2, "a1"), spreadPodOn(t, s2, "s2")
+		for _, pair := range [][2][2]string{{onA1, onS2}, {onS2, onA1}} {
+			from, to := pair[0], pair[1]
+			harness.WaitFor(t, time.Minute, from[0]+" reaches "+to[0], func() (bool, error) {
+				out, err := s2.Kubectl("exec", from[0], "--", "/app", "get", "http://"+to[1]+":8080/")
+				return err == nil && strings.Contains(out, "hello from "+to[0]), fmt.Errorf("%v: %s", err, out)
+			})
+		}
+	})
+
 	t.Run("bad agents are refused", func(t *testing.T) {
 		cases := []struct {
 			name, node, token, want string
@@ -368,6 +403,18 @@ spec:
   - port: 80
     targetPort: 8080
 `
+
+// spreadPodOn returns the name and IP of the spread Deployment's pod on node.
+func spreadPodOn(t *testing.T, s *cluster.Server, node string) [2]string {
+	t.Helper()
+	out := s.MustKubectl("get", "pods", "-l", "app=spread", "--field-selector", "spec.nodeName="+node, "-o",
+		`jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{"\n"}{end}`)
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("no spread pod on %s: %q", node, out)
+	}
+	return [2]string{f[0], f[1]}
+}
 
 func readFile(t *testing.T, path string) string {
 	t.Helper()
