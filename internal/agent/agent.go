@@ -27,6 +27,7 @@ import (
 	"github.com/k3ha/k3ha/internal/agent/kubeproxy"
 	"github.com/k3ha/k3ha/internal/agent/loadbalancer"
 	"github.com/k3ha/k3ha/internal/agent/netpol"
+	"github.com/k3ha/k3ha/internal/agent/nodeaddr"
 	"github.com/k3ha/k3ha/internal/agent/podnet"
 	"github.com/k3ha/k3ha/internal/agent/registries"
 	"github.com/k3ha/k3ha/internal/component"
@@ -116,6 +117,7 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		endpoint = ctr.Endpoint()
 	}
 
+	externalIP := net.ParseIP(o.Node.NodeExternalIP) // validated with the flags
 	labels, err := parseLabels(o.Node.NodeLabels)
 	if err != nil {
 		return err
@@ -131,11 +133,21 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		ServingCert: l.Cert(layout.KubeletServing), ServingKey: l.Key(layout.KubeletServing),
 		RuntimeEnpoint: endpoint, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain, ResolvConf: resolv,
 		CgroupRoot: "/k3ha/" + o.NodeName, NodeLabels: labels, ExtraArgs: o.Node.KubeletArgs,
+		ExternalAddresses: externalIP != nil,
 	})
 	if err := mgr.Start(ctx, kl); err != nil {
 		return err
 	}
 	slog.Info("kubelet started", "node", o.NodeName, "runtime", endpoint)
+	if externalIP != nil {
+		client, err := clientFor(l.Kubeconfig("k3ha-controller"))
+		if err != nil {
+			return err
+		}
+		if err := mgr.Start(ctx, nodeaddr.New(o.NodeName, nodeaddr.Wanted(o.NodeName, o.NodeIP, externalIP), client)); err != nil {
+			return err
+		}
+	}
 
 	// The kubelet's own identity may read only its own Node; kube-proxy's
 	// (system:node-proxier) may watch all of them, which routing needs.
@@ -150,7 +162,8 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 	if err := mgr.Start(ctx, &network{cfg: podnet.Config{NodeName: o.NodeName, NodeIP: o.NodeIP,
 		ClusterCIDR: cluster.ClusterCIDR, CNIConfDir: l.CNIConfDir(), IPAMDataDir: l.IPAMDir()},
 		flannel: flannel.Config{NodeName: o.NodeName, NodeIP: o.NodeIP, Iface: o.Node.FlannelIface, ClusterCIDR: podCluster,
-			Backend: cluster.Flannel(), Kubeconfig: l.Kubeconfig("k3ha-controller"), Dir: l.FlannelDir()},
+			ExternalIP: flannelEndpoint(o.NodeName, externalIP, cluster.FlannelExternalIP),
+			Backend:    cluster.Flannel(), Kubeconfig: l.Kubeconfig("k3ha-controller"), Dir: l.FlannelDir()},
 		client: nodeClient}); err != nil {
 		return err
 	}
@@ -167,6 +180,19 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		pl.RemoveOthers()
 	}
 	return nil
+}
+
+// flannelEndpoint is the address other nodes send this node's pod traffic
+// to, if not the node IP: with --flannel-external-ip, the node's external
+// IP. A node without one is still reached, at its node IP, as in K3s.
+func flannelEndpoint(node string, externalIP net.IP, useExternal bool) net.IP {
+	if !useExternal {
+		return nil
+	}
+	if externalIP == nil {
+		slog.Warn("--flannel-external-ip: this node has no --node-external-ip; other nodes send its pods' traffic to its node IP", "node", node)
+	}
+	return externalIP
 }
 
 // startNetworkPolicy enforces NetworkPolicy on this node's pods, or, with

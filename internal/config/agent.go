@@ -22,6 +22,7 @@ type Node struct {
 	ResolvConf               string
 	PrivateRegistry          string
 	FlannelIface             string
+	NodeExternalIP           string
 }
 
 // AddNodeFlags registers the node flags.
@@ -33,6 +34,7 @@ func (n *Node) AddNodeFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&n.LBServerPort, "lb-server-port", DefaultLBPort, "Local port of the agent's load balancer to the servers")
 	fs.StringVar(&n.PrivateRegistry, "private-registry", DefaultRegistriesFile, "Registry mirrors, credentials and TLS for this node's containerd (K3s's registries.yaml format)")
 	fs.StringVar(&n.FlannelIface, "flannel-iface", "", "Interface pod traffic to other nodes leaves by (default: the one holding the node IP)")
+	fs.StringVar(&n.NodeExternalIP, "node-external-ip", "", "This node's external IP: the Node's ExternalIP address, and flannel's endpoint with --flannel-external-ip")
 	fs.StringVar(&n.ResolvConf, "resolv-conf", "", "The kubelet's resolv.conf: the upstream resolvers of pods and of the cluster DNS (default: the host's, if usable)")
 }
 

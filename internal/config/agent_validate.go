@@ -58,6 +58,9 @@ func (n *Node) validate() []error {
 			}
 		}
 	}
+	if ip := net.ParseIP(n.NodeExternalIP); n.NodeExternalIP != "" && (ip == nil || ip.To4() == nil) {
+		errs = append(errs, fmt.Errorf("--node-external-ip: %q is not an IPv4 address", n.NodeExternalIP))
+	}
 	if e := n.ContainerRuntimeEndpoint; e != "" && !strings.HasPrefix(e, "unix://") {
 		errs = append(errs, fmt.Errorf("--container-runtime-endpoint: %q must be a unix:// socket", e))
 	}

@@ -198,6 +198,9 @@ func TestValidate(t *testing.T) {
 		{[]string{"--flannel-backend", "host-gw"}, nil},
 		{[]string{"--flannel-backend", "wireguard"}, []string{"--flannel-backend", "no longer supported", "wireguard-native"}},
 		{[]string{"--flannel-backend", "udp"}, []string{"--flannel-backend", `"udp" is unknown`, "vxlan, host-gw"}},
+		{[]string{"--node-external-ip", "203.0.113.5", "--flannel-external-ip"}, nil},
+		{[]string{"--node-external-ip", "203.0.113"}, []string{"--node-external-ip", "not an IPv4 address"}},
+		{[]string{"--node-external-ip", "fd00::5"}, []string{"--node-external-ip", "not an IPv4 address"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -238,12 +241,14 @@ func TestCriticalDiff(t *testing.T) {
 	if d := a.Diff(b); len(d) != 0 {
 		t.Fatalf("same settings differ: %v", d)
 	}
-	b.ClusterCIDR, b.SecretsEncryption, b.Disable = "10.50.0.0/16", true, nil
+	b.ClusterCIDR, b.SecretsEncryption, b.Disable, b.FlannelExternalIP, b.DisableNetworkPolicy = "10.50.0.0/16", true, nil, true, true
 	d := a.Diff(b)
 	want := []string{
 		`--cluster-cidr: this server has "10.42.0.0/16", the cluster has "10.50.0.0/16"`,
 		`--disable: this server has "coredns,traefik", the cluster has ""`,
+		`--disable-network-policy: this server has "false", the cluster has "true"`,
 		`--secrets-encryption: this server has "false", the cluster has "true"`,
+		`--flannel-external-ip: this server has "false", the cluster has "true"`,
 	}
 	if strings.Join(d, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("diff:\n%s\nwant:\n%s", strings.Join(d, "\n"), strings.Join(want, "\n"))

@@ -20,6 +20,7 @@ type Critical struct {
 	DisableNetworkPolicy  bool     `json:"disable-network-policy"`
 	SecretsEncryption     bool     `json:"secrets-encryption"`
 	FlannelBackend        string   `json:"flannel-backend,omitempty"`
+	FlannelExternalIP     bool     `json:"flannel-external-ip,omitempty"`
 }
 
 // Critical returns this server's critical settings.
@@ -38,6 +39,7 @@ func (s *Server) Critical() Critical {
 		DisableNetworkPolicy:  s.DisableNetworkPolicy,
 		SecretsEncryption:     s.SecretsEncryption,
 		FlannelBackend:        s.FlannelBackend,
+		FlannelExternalIP:     s.FlannelExternalIP,
 	}
 }
 
@@ -60,6 +62,7 @@ func (mine Critical) Diff(cluster Critical) []string {
 	check("disable-network-policy", b(mine.DisableNetworkPolicy), b(cluster.DisableNetworkPolicy))
 	check("secrets-encryption", b(mine.SecretsEncryption), b(cluster.SecretsEncryption))
 	check("flannel-backend", mine.Flannel(), cluster.Flannel())
+	check("flannel-external-ip", b(mine.FlannelExternalIP), b(cluster.FlannelExternalIP))
 	return out
 }
 

@@ -57,6 +57,7 @@ type Server struct {
 	DisableNetworkPolicy  bool
 	SecretsEncryption     bool
 	FlannelBackend        string
+	FlannelExternalIP     bool
 
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
@@ -114,6 +115,7 @@ func (s *Server) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.DisableNetworkPolicy, "disable-network-policy", false, "Do not run the network policy controller")
 	fs.BoolVar(&s.SecretsEncryption, "secrets-encryption", false, "Encrypt Secrets at rest in the datastore")
 	fs.StringVar(&s.FlannelBackend, "flannel-backend", FlannelVXLAN, "How pod traffic travels between nodes: "+strings.Join(FlannelBackends, ", ")+" (cluster-wide)")
+	fs.BoolVar(&s.FlannelExternalIP, "flannel-external-ip", false, "Send pod traffic between nodes to their --node-external-ip addresses (cluster-wide)")
 
 	fs.StringVarP(&s.WriteKubeconfig, "write-kubeconfig", "o", defaultKubeconfig(), "Write the admin kubeconfig here")
 	fs.StringVar(&s.WriteKubeconfigMode, "write-kubeconfig-mode", "0600", "File mode of the admin kubeconfig, octal")

@@ -20,20 +20,32 @@ import (
 // TestPodNetwork runs flannel's backends (short subtest names: the data
 // dirs under them must fit containerd's socket paths): VXLAN between nodes on two
 // subnets joined by a router (nothing routes pod CIDRs between them but
-// the overlay), host routes on one subnet, and the backends that need
-// something from the user say what.
+// the overlay) to the nodes' external addresses, with NetworkPolicy
+// enforced; host routes on one subnet, without policies; and the backends
+// that need something from the user say what.
 func TestPodNetwork(t *testing.T) {
-	t.Run("vxlan two subnets", func(t *testing.T) {
+	t.Run("vxlan two subnets", func(t *testing.T) { // with external IPs and network policies
 		na, nb := harness.NewNetwork(t), harness.NewNetwork(t)
 		s, a := na.AddHost(t, "s1"), nb.AddHost(t, "a1")
 		harness.Route(t, na, nb)
-		srv, _ := serverAndAgent(t, s, a)
-		for _, node := range []string{"s1", "a1"} {
+		// Each node also has an external address, which pod traffic uses.
+		sExt, aExt := s.AddAddress(t), a.AddAddress(t)
+		srv, _ := serverAndAgent(t, s, a, []string{"--flannel-external-ip", "--node-external-ip", sExt.String()},
+			[]string{"--node-external-ip", aExt.String()})
+		for node, ext := range map[string]string{"s1": sExt.String(), "a1": aExt.String()} {
 			backendAnnotation(t, srv, node, "vxlan")
+			harness.WaitFor(t, time.Minute, node+"'s addresses and flannel endpoint", func() (bool, error) {
+				out, err := srv.Kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="ExternalIP")].address} `+
+					`{.metadata.annotations.flannel\.alpha\.coreos\.com/public-ip} {.spec.taints}`)
+				return strings.TrimSpace(out) == ext+" "+ext, fmt.Errorf("%v: %q", err, out) // and no taint
+			})
 		}
 		farPod := podsReachAcross(t, srv, "s1", "a1")
 		if out, err := s.Run(t, "ip", "route", "get", farPod); err != nil || !strings.Contains(out, "dev flannel.1") {
 			t.Errorf("s1's route to a pod on a1 does not use the VXLAN device: %v %s", err, out)
+		}
+		if out, err := s.Run(t, "bridge", "fdb", "show", "dev", "flannel.1"); err != nil || !strings.Contains(out, "dst "+aExt.String()) {
+			t.Errorf("s1 does not send a1's pod traffic to a1's external address %s: %v %s", aExt, err, out)
 		}
 		policyTableOn(t, s)
 		policyTableOn(t, a)
@@ -44,7 +56,7 @@ func TestPodNetwork(t *testing.T) {
 	t.Run("host-gw", func(t *testing.T) {
 		n := harness.NewNetwork(t)
 		s, a := n.AddHost(t, "s1"), n.AddHost(t, "a1")
-		srv, _ := serverAndAgent(t, s, a, "--flannel-backend", "host-gw", "--disable-network-policy")
+		srv, _ := serverAndAgent(t, s, a, []string{"--flannel-backend", "host-gw", "--disable-network-policy"}, nil)
 		for _, node := range []string{"s1", "a1"} {
 			backendAnnotation(t, srv, node, "host-gw")
 		}
@@ -86,14 +98,14 @@ func TestPodNetwork(t *testing.T) {
 
 // serverAndAgent starts a server on s and an agent on a joined to it, and
 // waits for both nodes to be Ready.
-func serverAndAgent(t *testing.T, s, a *harness.Host, serverArgs ...string) (*cluster.Server, *cluster.Server) {
+func serverAndAgent(t *testing.T, s, a *harness.Host, serverArgs, agentArgs []string) (*cluster.Server, *cluster.Server) {
 	t.Helper()
 	srv := newServer(t, s, serverArgs...)
 	withTestImage(t, srv)
 	srv.Start()
 	srv.WaitReady()
 	agentToken := readFile(t, filepath.Join(srv.DataDir(), "server", "agent-token"))
-	ag := cluster.NewAgent(t, k3haBin, a, srv.URL(), agentToken)
+	ag := cluster.NewAgent(t, k3haBin, a, srv.URL(), agentToken, agentArgs...)
 	withTestImage(t, ag)
 	ag.Start()
 	waitNodeReady(t, srv, s.Name)

@@ -40,6 +40,9 @@ type Config struct {
 	CgroupRoot     string // a cgroup of its own per node, so several nodes can share a machine
 	NodeLabels     map[string]string
 	ExtraArgs      []string // --kubelet-arg key=value, applied last
+	// ExternalAddresses: k3ha, not the kubelet, sets the Node's addresses
+	// (it has an ExternalIP, which the kubelet alone cannot publish).
+	ExternalAddresses bool
 }
 
 // Kubelet is the running kubelet.
@@ -89,6 +92,11 @@ func (k *Kubelet) server() (*options.KubeletServer, error) {
 	flags.KubeConfig = c.Kubeconfig
 	flags.HostnameOverride = c.NodeName
 	flags.NodeIP = c.NodeIP
+	if c.ExternalAddresses {
+		// The kubelet then leaves the Node's addresses to k3ha (and taints
+		// the Node until they are set).
+		flags.CloudProvider = "external"
+	}
 	flags.CertDirectory = c.CertDir
 	flags.RootDirectory = c.RootDir
 	flags.NodeLabels = c.NodeLabels

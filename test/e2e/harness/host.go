@@ -229,16 +229,12 @@ func (h *Host) killAll(t testing.TB) {
 }
 
 // ChangeIP gives the host another address on its network, as DHCP or a
-// moved VM would: eth0's address and default route are replaced. The new
-// address is .200 + the number of earlier changes in the network, clear of
-// the addresses AddHost hands out.
+// moved VM would: eth0's address and default route are replaced, by a
+// spare address (see spareIP).
 func (h *Host) ChangeIP(t testing.TB) {
 	t.Helper()
 	n := h.net
-	n.mu.Lock()
-	n.moved++
-	ip := hostIP(n.Subnet, 199+n.moved)
-	n.mu.Unlock()
+	ip := n.spareIP()
 	ones, _ := n.Subnet.Mask.Size()
 	steps := [][]string{
 		{"-n", h.NS, "addr", "flush", "dev", "eth0"},
@@ -252,4 +248,26 @@ func (h *Host) ChangeIP(t testing.TB) {
 	}
 	t.Logf("harness: host %s moved from %s to %s", h.Name, h.IP, ip)
 	h.IP = ip
+}
+
+// AddAddress gives the host a second address on eth0 (from the same spare
+// range as ChangeIP), as a node with a public address beside its private
+// one has, and returns it.
+func (h *Host) AddAddress(t testing.TB) net.IP {
+	t.Helper()
+	ip := h.net.spareIP()
+	ones, _ := h.net.Subnet.Mask.Size()
+	if _, err := runIP("-n", h.NS, "addr", "add", fmt.Sprintf("%s/%d", ip, ones), "dev", "eth0"); err != nil {
+		t.Fatalf("harness: add an address to host %s: %v", h.Name, err)
+	}
+	t.Logf("harness: host %s also has %s", h.Name, ip)
+	return ip
+}
+
+// spareIP hands out .200, .201, ...: clear of the addresses AddHost uses.
+func (n *Network) spareIP() net.IP {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.spare++
+	return hostIP(n.Subnet, 199+n.spare)
 }

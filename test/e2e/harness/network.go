@@ -68,7 +68,7 @@ type Network struct {
 
 	mu    sync.Mutex
 	hosts []*Host
-	moved int // addresses handed out by Host.ChangeIP
+	spare int // addresses handed out by Host.ChangeIP and Host.AddAddress
 
 	// iptablesRule is the FORWARD rule NewNetwork inserted (nil if none);
 	// see allowBridgedTraffic.
