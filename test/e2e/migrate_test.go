@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,13 +279,24 @@ func TestMigrateSQLiteToEtcd(t *testing.T) {
 	t.Run("killed while migrating", func(t *testing.T) {
 		s1.Start()
 		s1.WaitLog(t, time.Minute, `msg="migrating SQLite data into etcd"`)
-		// The new etcd has written its WAL: a half-made etcd exists now.
-		// Polled every 2 ms rather than with harness.WaitFor (200 ms): the
-		// migration of a few hundred keys is over in less. A timeout falls
-		// through to the kill; the checks below then say what was missed.
+		// Kill once the new etcd has written its WAL: a half-made etcd
+		// exists then. The migration of a few hundred keys is over in
+		// milliseconds, less than this test may wait to be scheduled, so
+		// the server runs in 1 ms slices and is stopped (SIGSTOP) while the
+		// test looks. A timeout falls through to the kill; the checks below
+		// then say what was missed.
 		deadline := time.Now().Add(30 * time.Second)
-		for !hasWAL(staging) && time.Now().Before(deadline) && !s1.Proc.Exited() {
-			time.Sleep(2 * time.Millisecond)
+		for {
+			if err := s1.Proc.Signal(syscall.SIGSTOP); err != nil {
+				break
+			}
+			if hasWAL(staging) || time.Now().After(deadline) {
+				break
+			}
+			if err := s1.Proc.Signal(syscall.SIGCONT); err != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
 		if err := s1.Proc.Kill(); err != nil {
 			t.Fatal(err)
