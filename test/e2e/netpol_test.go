@@ -148,8 +148,10 @@ spec:
 
 // checkNetworkPolicies walks through what a user does with policies:
 // default-deny, one label let through (to a named port), an egress limit
-// (an ipBlock with an exception), and deleting them.
-func checkNetworkPolicies(t *testing.T, s *cluster.Server, serverNode, clientNode string) {
+// (an ipBlock with an exception), and deleting them. webNode is the k3ha
+// process of serverNode: stopped, it must not let through what its policies
+// would refuse.
+func checkNetworkPolicies(t *testing.T, s *cluster.Server, serverNode, clientNode string, webNode *cluster.Server) {
 	p := startPolicyPods(t, s, serverNode, clientNode)
 	const web, web2 = "np/web", "np-other/web2"
 	p.expect(t, "every client reaches both servers without a policy", map[[2]string]bool{
@@ -162,6 +164,16 @@ func checkNetworkPolicies(t *testing.T, s *cluster.Server, serverNode, clientNod
 	p.apply(t, allowFriend)
 	p.expect(t, "the role=friend pod, and only it, gets through", map[[2]string]bool{
 		{"friend", web}: true, {"stranger", web}: false, {"neighbour", web}: false,
+	})
+	// Fail closed: with k3ha stopped on web's node (the pod runs on), no new
+	// connection reaches web; back up, the policies apply again.
+	webNode.Stop(30 * time.Second)
+	p.expect(t, "with k3ha down on web's node, nothing new reaches web", map[[2]string]bool{
+		{"friend", web}: false, {"stranger", web}: false,
+	})
+	webNode.Start()
+	p.expect(t, "k3ha back on web's node: friend gets through again, only it", map[[2]string]bool{
+		{"friend", web}: true, {"stranger", web}: false,
 	})
 	p.apply(t, fmt.Sprintf(friendEgress, p.ips[web2]))
 	p.expect(t, "friend's egress policy blocks web2 and keeps web", map[[2]string]bool{

@@ -30,7 +30,7 @@ func TestPodNetwork(t *testing.T) {
 		harness.Route(t, na, nb)
 		// Each node also has an external address, which pod traffic uses.
 		sExt, aExt := s.AddAddress(t), a.AddAddress(t)
-		srv, _ := serverAndAgent(t, s, a, []string{"--flannel-external-ip", "--node-external-ip", sExt.String()},
+		srv, ag := serverAndAgent(t, s, a, []string{"--flannel-external-ip", "--node-external-ip", sExt.String()},
 			[]string{"--node-external-ip", aExt.String()})
 		for node, ext := range map[string]string{"s1": sExt.String(), "a1": aExt.String()} {
 			backendAnnotation(t, srv, node, "vxlan")
@@ -49,7 +49,7 @@ func TestPodNetwork(t *testing.T) {
 		}
 		policyTableOn(t, s)
 		policyTableOn(t, a)
-		checkNetworkPolicies(t, srv, "a1", "s1")
+		checkNetworkPolicies(t, srv, "a1", "s1", ag)
 	})
 
 	// host-gw also runs without network policies.
