@@ -109,6 +109,7 @@ func TestPodNetwork(t *testing.T) {
 		a.Stop(30 * time.Second)
 		s.Stop(30 * time.Second)
 	}
+	rows = append(rows, kernelVXLANRounds(t, app, ratios)...)
 	sec.printf(`
 Two hosts (network namespaces on one bridge of this machine, veth pairs: no real wire, so the
 figures show the backends' own cost in CPU). For each backend a server with its agent and a
@@ -116,15 +117,54 @@ standalone agent, each on its own host; a pod on each node (the test image); fro
 `+"`/app blast`"+` sends 128 KiB writes over one TCP connection for %ss to a sink pod on the other
 node, then `+"`/app rtt`"+` makes %s one-byte round trips. "host" is the same program run directly in
 the two hosts' network namespaces, in the same round. Throughput in Mbit/s; round trips in µs (p50 / p99).
+"kernel vxlan" is the same path built by hand with ip(8) on two more hosts (a pod namespace
+behind a cni0 bridge on each, a VXLAN device as flannel makes it, static routes and FDB entries),
+without k3ha, conntrack or iptables: what the kernel's VXLAN alone costs on these veths.
 WireGuard is not measured: this kernel has no WireGuard module.
 `, blastSeconds, rttCount)
 	sec.table([]string{"backend", "round", "pod to pod", "host to host", "pod / host", "rtt pod", "rtt host"}, rows)
 	for _, backend := range []string{"vxlan", "host-gw"} {
 		sec.printf("- %s: pod / host throughput median **%.2f**\n", backend, median(ratios[backend]))
 	}
+	sec.printf("- kernel vxlan (no k3ha): pod / host throughput median **%.2f**; k3ha's vxlan reaches %.2f of it\n",
+		median(ratios[kernelVXLAN]), median(ratios["vxlan"])/median(ratios[kernelVXLAN]))
 	sec.printf("- goal: vxlan at least %.1f of host to host; the median is **%.2f** (%.2f× the goal)\n",
 		vxlanGoal, median(ratios["vxlan"]), median(ratios["vxlan"])/vxlanGoal)
 	sec.write(t)
+}
+
+const kernelVXLAN = "kernel vxlan"
+
+// kernelVXLANRounds measures the hand-built VXLAN (bareVXLAN) against host
+// to host on its own two hosts, in rounds like the backends'.
+func kernelVXLANRounds(t *testing.T, app string, ratios map[string][]float64) [][]string {
+	n := harness.NewNetwork(t)
+	hosts := [2]*harness.Host{n.AddHost(t, "vx1"), n.AddHost(t, "vx2")}
+	pods := bareVXLAN(t, hosts)
+	podSink := pods[1].command(app, "sink", ":"+sinkPort)
+	if err := podSink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = podSink.Process.Kill(); _ = podSink.Wait() }()
+	hostSink := hosts[1].Start(t, filepath.Join(t.TempDir(), "sink.log"), nil, app, "sink", ":"+sinkPort)
+	defer func() { _ = hostSink.Kill() }()
+	var rows [][]string
+	for round := 1; round <= netRounds; round++ {
+		pod := measure(t, func(args ...string) (string, error) {
+			out, err := pods[0].command(app, args...).CombinedOutput()
+			return string(out), err
+		}, "10.244.2.2")
+		host := measure(t, func(args ...string) (string, error) {
+			return hosts[0].Run(t, app, args...)
+		}, hosts[1].IP.String())
+		ratio := pod.mbit / host.mbit
+		ratios[kernelVXLAN] = append(ratios[kernelVXLAN], ratio)
+		rows = append(rows, []string{kernelVXLAN + " (no k3ha)", strconv.Itoa(round),
+			fmt.Sprintf("%.0f", pod.mbit), fmt.Sprintf("%.0f", host.mbit), fmt.Sprintf("**%.2f**", ratio),
+			fmt.Sprintf("%.0f / %.0f", pod.rttP50, pod.rttP99), fmt.Sprintf("%.0f / %.0f", host.rttP50, host.rttP99)})
+		t.Logf("%s round %d: pod %.0f Mbit/s, host %.0f Mbit/s (%.2f)", kernelVXLAN, round, pod.mbit, host.mbit, ratio)
+	}
+	return rows
 }
 
 // sinkAndClient waits for both nodes, runs a sink pod (with labels, if
