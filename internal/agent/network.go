@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -68,8 +67,9 @@ func (n *network) run(ctx context.Context) error {
 	return nil
 }
 
-// registerFlannel retries what may only be early (the rolebindings not yet
-// applied, the API briefly away), but not what the user must fix.
+// registerFlannel retries: most failures are only early (the rolebindings
+// not yet applied, the API briefly away); one the user must fix (a wrong
+// --flannel-iface) is logged at each attempt.
 func registerFlannel(ctx context.Context, cfg flannel.Config) (*flannel.Network, error) {
 	wait := time.Second
 	for {
@@ -80,7 +80,7 @@ func registerFlannel(ctx context.Context, cfg flannel.Config) (*flannel.Network,
 			return fn, nil
 		}
 		cancel()
-		if errors.Is(err, flannel.ErrUnsupported) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, err
 		}
 		slog.Warn("flannel: retrying", "in", wait, "err", err)

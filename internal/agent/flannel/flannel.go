@@ -2,7 +2,6 @@ package flannel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 	_ "github.com/flannel-io/flannel/pkg/backend/hostgw" // registers host-gw
 	_ "github.com/flannel-io/flannel/pkg/backend/vxlan"  // registers vxlan
 	_ "github.com/flannel-io/flannel/pkg/backend/wireguard"
+	"github.com/flannel-io/flannel/pkg/subnet"
 	"github.com/flannel-io/flannel/pkg/subnet/kube"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,14 +96,14 @@ func Register(ctx context.Context, cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flannel network config: %w", err)
 	}
-	be, err := backend.NewManager(ctx, sm, ext).GetBackend(netCfg.BackendType)
+	be, err := pickBackend(ctx, cfg, sm, ext, netCfg.BackendType)
 	if err != nil {
 		return nil, fmt.Errorf("flannel backend %s: %w", cfg.Backend, err)
 	}
 	n := &Network{}
 	bn, err := be.RegisterNetwork(ctx, &n.wg, netCfg)
 	if err != nil {
-		return nil, explain(cfg.Backend, err)
+		return nil, fmt.Errorf("flannel %s network: %w", cfg.Backend, err)
 	}
 	n.net = bn
 	slog.Info("flannel network registered", "backend", cfg.Backend, "interface", ext.Iface.Name,
@@ -111,19 +111,23 @@ func Register(ctx context.Context, cfg Config) (*Network, error) {
 	return n, nil
 }
 
-// ErrUnsupported marks a backend this node cannot run: trying again does
-// not help.
-var ErrUnsupported = errors.New("unsupported here")
-
-// explain adds what to do to the failures users can fix.
-func explain(backendName string, err error) error {
-	if backendName == config.FlannelWireGuard {
-		if _, statErr := os.Stat("/sys/module/wireguard"); errors.Is(statErr, os.ErrNotExist) {
-			return fmt.Errorf("--flannel-backend=%s: %w: this kernel has no WireGuard (no /sys/module/wireguard); load the module or use --flannel-backend=%s on every server (%v)",
-				backendName, ErrUnsupported, config.FlannelVXLAN, err)
+// pickBackend is flannel's backend, except for WireGuard on a kernel
+// without it: then wireguard-go, in this process.
+func pickBackend(ctx context.Context, cfg Config, sm subnet.Manager, ext *backend.ExternalInterface, typ string) (backend.Backend, error) {
+	if cfg.Backend == config.FlannelWireGuard {
+		// The node's key, kept with its flannel files (flannel's own
+		// backend reads the variable; the default is one file per machine).
+		keyFile := filepath.Join(cfg.Dir, "wireguard.key")
+		if err := os.Setenv("WIREGUARD_KEY_FILE", keyFile); err != nil {
+			return nil, err
+		}
+		if !kernelHasWireGuard() {
+			slog.Warn("this kernel has no WireGuard: running WireGuard in userspace (wireguard-go), encrypted but slower; load the wireguard module for the kernel's",
+				"node", cfg.NodeName)
+			return &userspaceWG{sm: sm, ext: ext, keyFile: keyFile}, nil
 		}
 	}
-	return fmt.Errorf("flannel %s network: %w", backendName, err)
+	return backend.NewManager(ctx, sm, ext).GetBackend(typ)
 }
 
 // externalInterface finds the interface pod traffic leaves by: the one
