@@ -133,6 +133,16 @@ spec:
     ports:
     - {port: http, protocol: TCP}
 `
+	// fromBlueNamespaces lets into web2 only pods of namespaces labelled team=blue.
+	fromBlueNamespaces = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {namespace: np-other, name: from-blue}
+spec:
+  podSelector: {matchLabels: {app: web2}}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {team: blue}}
+`
 	// friendEgress lets friend reach anything but the address it is given.
 	friendEgress = `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -148,7 +158,7 @@ spec:
 
 // checkNetworkPolicies walks through what a user does with policies:
 // default-deny, one label let through (to a named port), an egress limit
-// (an ipBlock with an exception), and deleting them. webNode is the k3ha
+// (an ipBlock with an exception), a namespace selector, and deleting them. webNode is the k3ha
 // process of serverNode: stopped, it must not let through what its policies
 // would refuse.
 func checkNetworkPolicies(t *testing.T, s *cluster.Server, serverNode, clientNode string, webNode *cluster.Server) {
@@ -179,7 +189,16 @@ func checkNetworkPolicies(t *testing.T, s *cluster.Server, serverNode, clientNod
 	p.expect(t, "friend's egress policy blocks web2 and keeps web", map[[2]string]bool{
 		{"friend", web}: true, {"friend", web2}: false, {"stranger", web2}: true,
 	})
+	p.apply(t, fromBlueNamespaces)
+	p.expect(t, "a namespace selector keeps np (not team=blue) out of web2", map[[2]string]bool{
+		{"stranger", web2}: false,
+	})
+	s.MustKubectl("label", "namespace", "np", "team=blue")
+	p.expect(t, "labelled team=blue, np's pods get into web2", map[[2]string]bool{
+		{"stranger", web2}: true,
+	})
 	s.MustKubectl("delete", "networkpolicy", "-n", "np", "--all")
+	s.MustKubectl("delete", "networkpolicy", "-n", "np-other", "--all")
 	p.expect(t, "deleting the policies restores access", map[[2]string]bool{
 		{"friend", web}: true, {"stranger", web}: true, {"neighbour", web}: true, {"friend", web2}: true,
 	})
