@@ -52,18 +52,8 @@ func parseFigures(t *testing.T, blastOut, rttOut string) netFigures {
 	return f
 }
 
-func sinkPod(name, node, args string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s}
-spec:
-  nodeName: %s
-  containers:
-  - name: app
-    image: %s
-    imagePullPolicy: Never
-    args: [%s]
-`, name, node, benchImageRef, args)
+func sinkPod(name, node, labels, args string) string {
+	return cluster.PodYAML("default", name, node, labels, benchImageRef, args)
 }
 
 // TestPodNetwork measures each backend in a cluster of its own (a server
@@ -180,11 +170,8 @@ func sinkAndClient(t *testing.T, s *cluster.Server, serverNode, agentNode, label
 			return out == "True", fmt.Errorf("%v: %s", err, out)
 		})
 	}
-	sink := sinkPod("sink", agentNode, `"sink", ":`+sinkPort+`"`)
-	if labels != "" {
-		sink = strings.Replace(sink, "metadata: {name: sink}", "metadata: {name: sink, labels: {"+labels+"}}", 1)
-	}
-	for _, y := range []string{sink, sinkPod("client", serverNode, `"serve", ":8080"`)} {
+	sink := sinkPod("sink", agentNode, labels, `"sink", ":`+sinkPort+`"`)
+	for _, y := range []string{sink, sinkPod("client", serverNode, "", `"serve", ":8080"`)} {
 		cmd := s.KubectlCmd("apply", "-f", "-")
 		cmd.Stdin = strings.NewReader(y)
 		if out, err := cmd.CombinedOutput(); err != nil {

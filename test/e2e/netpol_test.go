@@ -13,26 +13,6 @@ import (
 	"github.com/k3ha/k3ha/test/e2e/harness"
 )
 
-// nsPodYAML is a pod of the test image in namespace ns with the given
-// labels, pinned to node.
-func nsPodYAML(ns, name, node, labels string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  namespace: %s
-  name: %s
-  labels: {%s}
-spec:
-  nodeName: %s
-  containers:
-  - name: app
-    image: %s
-    imagePullPolicy: Never
-    args: ["serve", ":8080"]
-    ports: [{name: http, containerPort: 8080}]
-`, ns, name, labels, node, testImageRef)
-}
-
 // policyPods are a web server on serverNode in namespace np, a second one
 // in np-other, and three clients in np: friend (role=friend) and stranger
 // on clientNode, neighbour beside the web server (its traffic is bridged,
@@ -58,7 +38,7 @@ func startPolicyPods(t *testing.T, s *cluster.Server, serverNode, clientNode str
 		}
 	}
 	for _, pod := range pods {
-		if err := kubectlApply(s, nsPodYAML(pod.ns, pod.name, pod.node, pod.labels)); err != nil {
+		if err := kubectlApply(s, cluster.PodYAML(pod.ns, pod.name, pod.node, pod.labels, testImageRef, `"serve", ":8080"`)); err != nil {
 			t.Fatal(err)
 		}
 	}

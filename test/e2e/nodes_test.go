@@ -32,21 +32,9 @@ func waitNodeReady(t *testing.T, s *cluster.Server, node string) {
 	})
 }
 
-// podSpec is a pod of the test image pinned to a node.
+// podYAML is a pod of the test image pinned to a node, labelled app=name.
 func podYAML(name, node string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-  labels: {app: %s}
-spec:
-  nodeName: %s
-  containers:
-  - name: app
-    image: %s
-    imagePullPolicy: Never
-    args: ["serve", ":8080"]
-`, name, name, node, testImageRef)
+	return cluster.PodYAML("default", name, node, "app: "+name, testImageRef, `"serve", ":8080"`)
 }
 
 func waitPodRunning(t *testing.T, s *cluster.Server, pod string) {
