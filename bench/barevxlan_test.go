@@ -31,12 +31,16 @@ func bareVXLAN(t *testing.T, hosts [2]*harness.Host) [2]barePod {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	// ipIn runs ip(8) in network namespace ns.
+	ipIn := func(ns string) func(...string) {
+		return func(a ...string) { run(append([]string{"ip", "-n", ns}, a...)...) }
+	}
 	for i, h := range hosts {
 		n := i + 1
 		pods[i] = barePod{ns: h.NS + "p"}
 		run("ip", "netns", "add", pods[i].ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", pods[i].ns).Run() })
-		hip, pip := func(a ...string) { run(append([]string{"ip", "-n", h.NS}, a...)...) }, func(a ...string) { run(append([]string{"ip", "-n", pods[i].ns}, a...)...) }
+		hip, pip := ipIn(h.NS), ipIn(pods[i].ns)
 		run("ip", "netns", "exec", h.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		hip("link", "add", "cni0", "type", "bridge")
 		hip("addr", "add", fmt.Sprintf("10.244.%d.1/24", n), "dev", "cni0")
@@ -53,7 +57,7 @@ func bareVXLAN(t *testing.T, hosts [2]*harness.Host) [2]barePod {
 	}
 	for i, h := range hosts {
 		other, m := hosts[1-i], 2-i
-		hip := func(a ...string) { run(append([]string{"ip", "-n", h.NS}, a...)...) }
+		hip := ipIn(h.NS)
 		hip("route", "add", fmt.Sprintf("10.244.%d.0/24", m), "via", fmt.Sprintf("10.244.%d.0", m), "dev", "flannel.1", "onlink")
 		hip("neigh", "add", fmt.Sprintf("10.244.%d.0", m), "lladdr", fmt.Sprintf("02:00:00:00:00:0%d", m), "dev", "flannel.1", "nud", "permanent")
 		run("ip", "netns", "exec", h.NS, "bridge", "fdb", "append", fmt.Sprintf("02:00:00:00:00:0%d", m), "dev", "flannel.1", "dst", other.IP.String())

@@ -67,7 +67,10 @@ func TestPolicyEnforcement(t *testing.T) {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil && len(f) == 2 {
+			if len(f) != 2 {
+				continue
+			}
+			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
 				events <- probeEvent{at: time.Unix(0, ns), up: f[1] == "up"}
 			}
 		}
@@ -95,11 +98,7 @@ func TestPolicyEnforcement(t *testing.T) {
 	var enforce, lift []float64
 	for round := 1; round <= policyRounds; round++ {
 		t0 := time.Now()
-		cmd := s.KubectlCmd("apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(denyWebYAML)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
+		kubectlApply(t, s, denyWebYAML)
 		down := wait(false).Sub(t0)
 		t1 := time.Now()
 		s.MustKubectl("delete", "networkpolicy", "deny-web")

@@ -172,11 +172,7 @@ func sinkAndClient(t *testing.T, s *cluster.Server, serverNode, agentNode, label
 	}
 	sink := sinkPod("sink", agentNode, labels, `"sink", ":`+sinkPort+`"`)
 	for _, y := range []string{sink, sinkPod("client", serverNode, "", `"serve", ":8080"`)} {
-		cmd := s.KubectlCmd("apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(y)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
+		kubectlApply(t, s, y)
 	}
 	var sinkIP string
 	harness.WaitFor(t, podRunningWait, "sink and client Running", func() (bool, error) {
@@ -189,6 +185,16 @@ func sinkAndClient(t *testing.T, s *cluster.Server, serverNode, agentNode, label
 		return false, fmt.Errorf("%v: %s", err, out)
 	})
 	return sinkIP
+}
+
+// kubectlApply applies a manifest through s.
+func kubectlApply(t *testing.T, s *cluster.Server, yaml string) {
+	t.Helper()
+	cmd := s.KubectlCmd("apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(yaml)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v: %s", err, out)
+	}
 }
 
 // measure runs blast and rtt through run against the sink at ip.

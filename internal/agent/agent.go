@@ -139,12 +139,13 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		return err
 	}
 	slog.Info("kubelet started", "node", o.NodeName, "runtime", endpoint)
+	// k3ha's own node-side controllers (node addresses, network policy).
+	controllerClient, err := clientFor(l.Kubeconfig("k3ha-controller"))
+	if err != nil {
+		return err
+	}
 	if externalIP != nil {
-		client, err := clientFor(l.Kubeconfig("k3ha-controller"))
-		if err != nil {
-			return err
-		}
-		if err := mgr.Start(ctx, nodeaddr.New(o.NodeName, nodeaddr.Wanted(o.NodeName, o.NodeIP, externalIP), client)); err != nil {
+		if err := mgr.Start(ctx, nodeaddr.New(o.NodeName, nodeaddr.Wanted(o.NodeName, o.NodeIP, externalIP), controllerClient)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +168,7 @@ func Start(ctx context.Context, mgr *component.Manager, o Options) error {
 		client: nodeClient}); err != nil {
 		return err
 	}
-	if err := startNetworkPolicy(ctx, mgr, o.NodeName, l, cluster.DisableNetworkPolicy); err != nil {
+	if err := startNetworkPolicy(ctx, mgr, o.NodeName, controllerClient, cluster.DisableNetworkPolicy); err != nil {
 		return err
 	}
 	if !cluster.DisableKubeProxy {
@@ -197,14 +198,10 @@ func flannelEndpoint(node string, externalIP net.IP, useExternal bool) net.IP {
 
 // startNetworkPolicy enforces NetworkPolicy on this node's pods, or, with
 // --disable-network-policy, removes what an earlier run enforced.
-func startNetworkPolicy(ctx context.Context, mgr *component.Manager, node string, l layout.Agent, disabled bool) error {
+func startNetworkPolicy(ctx context.Context, mgr *component.Manager, node string, client kubernetes.Interface, disabled bool) error {
 	if disabled {
 		slog.Info("--disable-network-policy: NetworkPolicy objects are not enforced on this node", "node", node)
 		return netpol.RemoveRules()
-	}
-	client, err := clientFor(l.Kubeconfig("k3ha-controller"))
-	if err != nil {
-		return err
 	}
 	return mgr.Start(ctx, netpol.New(node, client))
 }

@@ -28,7 +28,7 @@ func (a Agent) EtcDir() string           { return filepath.Join(a.Root, "etc") }
 func (a Agent) RegistryHostsDir() string { return filepath.Join(a.EtcDir(), "containerd", "certs.d") }
 func (a Agent) CNIConfDir() string       { return filepath.Join(a.EtcDir(), "cni", "net.d") }
 func (a Agent) IPAMDir() string          { return filepath.Join(a.Root, "cni", "ipam") }
-func (a Agent) FlannelDir() string       { return filepath.Join(a.Root, "etc", "flannel") }
+func (a Agent) FlannelDir() string       { return filepath.Join(a.EtcDir(), "flannel") }
 func (a Agent) KubeletDir() string       { return filepath.Join(a.Root, "kubelet") }
 func (a Agent) PodLogsDir() string       { return filepath.Join(a.Root, "pod-logs") }
 func (a Agent) PodManifestsDir() string  { return filepath.Join(a.Root, "pod-manifests") }

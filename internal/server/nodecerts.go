@@ -25,8 +25,9 @@ import (
 // that first registered it.
 func nodePasswordSecret(node string) string { return node + ".node-password.k3ha" }
 
-// ControllerUser is the identity of k3ha's node-side controllers (flannel);
-// the rolebindings manifest grants it what they need.
+// ControllerUser is the identity of k3ha's node-side controllers (flannel,
+// network policy, node addresses); the rolebindings manifest grants it
+// what they need.
 const ControllerUser = "system:k3ha-controller"
 
 // issueNodeCerts checks the node's password and makes its certificates:

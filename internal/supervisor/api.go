@@ -51,7 +51,8 @@ type NodeCerts struct {
 	KubeletServingKey  []byte `json:"kubeletServingKey"`
 	KubeProxyCert      []byte `json:"kubeProxyCert"`
 	KubeProxyKey       []byte `json:"kubeProxyKey"`
-	// Controller is system:k3ha-controller, for the node's flannel.
+	// Controller is system:k3ha-controller, for the node's flannel,
+	// network policy and node addresses.
 	ControllerCert []byte `json:"controllerCert"`
 	ControllerKey  []byte `json:"controllerKey"`
 }

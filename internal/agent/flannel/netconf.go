@@ -12,6 +12,10 @@ import (
 	"github.com/k3ha/k3ha/internal/config"
 )
 
+// wgKeepalive (seconds) keeps WireGuard tunnels open through NAT between
+// edge sites, in the kernel's backend and in the userspace one.
+const wgKeepalive = 25
+
 // netConf is flannel's network configuration (its net-conf.json).
 type netConf struct {
 	Network    string         `json:"Network"`
@@ -29,8 +33,7 @@ func renderNetConf(cluster *net.IPNet, backend string) ([]byte, error) {
 	case config.FlannelHostGW:
 		be["Type"] = "host-gw"
 	case config.FlannelWireGuard:
-		// Keepalives keep the tunnel open through NAT between edge sites.
-		be["Type"], be["PersistentKeepaliveInterval"] = "wireguard", 25
+		be["Type"], be["PersistentKeepaliveInterval"] = "wireguard", wgKeepalive
 	default:
 		return nil, fmt.Errorf("flannel has no network for --flannel-backend=%q", backend)
 	}

@@ -160,8 +160,8 @@ func peerConfig(e lease.Event) string {
 		b.WriteString("remove=true\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "endpoint=%s:%d\nreplace_allowed_ips=true\nallowed_ip=%s\npersistent_keepalive_interval=25\n",
-		e.Lease.Attrs.PublicIP.String(), port, e.Lease.Subnet.String())
+	fmt.Fprintf(&b, "endpoint=%s:%d\nreplace_allowed_ips=true\nallowed_ip=%s\npersistent_keepalive_interval=%d\n",
+		e.Lease.Attrs.PublicIP.String(), port, e.Lease.Subnet.String(), wgKeepalive)
 	return b.String()
 }
 

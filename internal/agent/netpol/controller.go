@@ -12,6 +12,8 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/kube-network-policies/pkg/networkpolicy"
 
@@ -81,7 +83,7 @@ func (c *Controller) Start(ctx context.Context) error {
 			}
 		}
 		slog.Info("network policy enforced", "node", c.node, "queue", QueueNum, "table", TableName)
-		c.syncLoop(ctx, dirty, pods.Lister(), policies)
+		c.syncLoop(ctx, dirty, mark, pods.Lister(), policies.Lister())
 		return nil
 	})
 	mark()
@@ -90,7 +92,7 @@ func (c *Controller) Start(ctx context.Context) error {
 
 // syncLoop rewrites the rules after each batch of changes; a failed write
 // is retried, since until it succeeds a newly selected pod is unguarded.
-func (c *Controller) syncLoop(ctx context.Context, dirty chan struct{}, pods podLister, policies networkinginformers.NetworkPolicyInformer) {
+func (c *Controller) syncLoop(ctx context.Context, dirty <-chan struct{}, mark func(), pods corelisters.PodLister, policies networkinglisters.NetworkPolicyLister) {
 	retry := time.Second
 	for {
 		select {
@@ -98,15 +100,7 @@ func (c *Controller) syncLoop(ctx context.Context, dirty chan struct{}, pods pod
 			return
 		case <-dirty:
 		}
-		allPolicies, err1 := policies.Lister().List(labels.Everything())
-		allPods, err2 := pods.List(labels.Everything())
-		err := err1
-		if err == nil {
-			err = err2
-		}
-		if err == nil {
-			err = WriteRules(SelectedIPs(allPolicies, allPods, c.node))
-		}
+		err := c.sync(pods, policies)
 		if err == nil {
 			retry = time.Second
 			continue
@@ -118,18 +112,24 @@ func (c *Controller) syncLoop(ctx context.Context, dirty chan struct{}, pods pod
 		case <-time.After(retry):
 		}
 		retry = min(2*retry, 30*time.Second)
-		select {
-		case dirty <- struct{}{}:
-		default:
-		}
+		mark()
 	}
 }
 
-func (c *Controller) Stop() error { return c.StopWithin(0) }
-
-type podLister interface {
-	List(labels.Selector) ([]*corev1.Pod, error)
+// sync writes the rules for the informers' current view.
+func (c *Controller) sync(pods corelisters.PodLister, policies networkinglisters.NetworkPolicyLister) error {
+	allPolicies, err := policies.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	allPods, err := pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	return WriteRules(SelectedIPs(allPolicies, allPods, c.node))
 }
+
+func (c *Controller) Stop() error { return c.StopWithin(0) }
 
 // The evaluator's own event handlers only resync its nftables table, which
 // k3ha replaces with its own rules (WriteRules); these wrappers hand it the

@@ -40,12 +40,7 @@ func (e *Etcd) followAddressChange(srv *embed.Etcd, want []string) {
 		}
 		cancel()
 	}()
-	var endpoints []string
-	for _, m := range srv.Server.Cluster().Members() {
-		if m.ID != self.ID {
-			endpoints = append(endpoints, m.ClientURLs...)
-		}
-	}
+	endpoints := othersClientURLs(srv)
 	if len(endpoints) == 0 {
 		cfg := srv.Config()
 		endpoints = []string{localClientURL(&cfg)}

@@ -620,18 +620,25 @@ func removedError(l layout.Server) error {
 		"to rejoin, stop it, delete %s and start it again with --server https://<a running server>:6443 and the cluster's token", l.EtcdDir())
 }
 
+// othersClientURLs are the client URLs of every member but this one, as
+// this member last knew them.
+func othersClientURLs(srv *embed.Etcd) []string {
+	var urls []string
+	for _, m := range srv.Server.Cluster().Members() {
+		if m.ID != srv.Server.MemberID() {
+			urls = append(urls, m.ClientURLs...)
+		}
+	}
+	return urls
+}
+
 // removedFromCluster asks the other members whether this one still
 // belongs: a member removed while it was down learns it only from them.
 // Members are told apart by ID: a server that came back on a new address
 // is still the same member.
 func removedFromCluster(ctx context.Context, l layout.Server, srv *embed.Etcd) bool {
 	self := srv.Server.MemberID()
-	var endpoints []string
-	for _, m := range srv.Server.Cluster().Members() {
-		if m.ID != self {
-			endpoints = append(endpoints, m.ClientURLs...)
-		}
-	}
+	endpoints := othersClientURLs(srv)
 	if len(endpoints) == 0 {
 		return false
 	}
