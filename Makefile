@@ -31,7 +31,7 @@ SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 STAGE    := bin/.stage
 PROGRAMS := $(STAGE)/programs
 PAYLOAD  := $(STAGE)/payload
-IMAGES   := coredns metrics-server local-path-provisioner local-path-helper svclb
+IMAGES   := coredns metrics-server local-path-provisioner local-path-helper svclb traefik
 CNI      := bridge host-local loopback portmap
 BINS     := containerd-shim-runc-v2 runc crictl $(CNI)
 COMPONENT_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
@@ -71,6 +71,14 @@ $(PROGRAMS)/local-path-helper: $(wildcard components/helpers/go.* components/hel
 	cd components/helpers && $(COMPONENT_BUILD) -o $(CURDIR)/$@ ./sh
 $(PROGRAMS)/svclb: $(wildcard components/helpers/go.* components/helpers/svclb/*)
 	cd components/helpers && $(COMPONENT_BUILD) -o $(CURDIR)/$@ ./svclb
+# Traefik builds on copies of three modules with k3ha's files laid over
+# them (components/traefik/stage.sh says why), staged first.
+TRAEFIK := components/traefik
+$(PROGRAMS)/traefik: $(wildcard $(TRAEFIK)/go.* $(TRAEFIK)/*.sh $(TRAEFIK)/*.txt $(TRAEFIK)/ext/*) $(shell find $(TRAEFIK)/overlay -type f)
+	$(TRAEFIK)/stage.sh $(CURDIR)/$(STAGE)/mod
+	cd $(TRAEFIK) && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$$(go list -m -f '{{.Version}}' github.com/traefik/traefik/v3)" \
+		-o $(CURDIR)/$@ github.com/traefik/traefik/v3/cmd/traefik
 
 # The README's test command: fast unit tests, then the end-to-end suite on
 # real processes, then the short robustness profile (each fault once).

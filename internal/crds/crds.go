@@ -65,10 +65,15 @@ func Install(ctx context.Context, cfg *rest.Config, defs ...*apiextv1.CustomReso
 // Column is one printer column of `kubectl get`.
 type Column struct{ Name, Type, JSONPath string }
 
-// ClusterScoped describes a cluster-scoped resource of group k3ha.io, one
-// version v1, with a status subresource and a schema that keeps whatever
-// fields its spec and status hold (k3ha validates them itself).
+// ClusterScoped describes a cluster-scoped resource of group k3ha.io (see Define).
 func ClusterScoped(kind, plural string, columns ...Column) *apiextv1.CustomResourceDefinition {
+	return Define(Group, kind, plural, apiextv1.ClusterScoped, columns...)
+}
+
+// Define describes a resource of group with one version v1, a status
+// subresource and a schema that keeps whatever fields its spec and status
+// hold (k3ha validates them itself).
+func Define(group, kind, plural string, scope apiextv1.ResourceScope, columns ...Column) *apiextv1.CustomResourceDefinition {
 	preserve := true
 	open := apiextv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}
 	cols := []apiextv1.CustomResourceColumnDefinition{}
@@ -77,11 +82,11 @@ func ClusterScoped(kind, plural string, columns ...Column) *apiextv1.CustomResou
 	}
 	cols = append(cols, apiextv1.CustomResourceColumnDefinition{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"})
 	return &apiextv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + Group},
+		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
 		Spec: apiextv1.CustomResourceDefinitionSpec{
-			Group: Group,
+			Group: group,
 			Names: apiextv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
-			Scope: apiextv1.ClusterScoped,
+			Scope: scope,
 			Versions: []apiextv1.CustomResourceDefinitionVersion{{
 				Name: "v1", Served: true, Storage: true,
 				Subresources:             &apiextv1.CustomResourceSubresources{Status: &apiextv1.CustomResourceSubresourceStatus{}},

@@ -59,6 +59,13 @@ func (s Server) KineSocket() string  { return filepath.Join(s.Root, "kine.sock")
 // packaged components' and the users' own.
 func (s Server) ManifestsDir() string { return filepath.Join(s.Root, "manifests") }
 
+// StaticDir holds the files the supervisor serves under /static/.
+func (s Server) StaticDir() string { return filepath.Join(s.Root, "static") }
+
+// ChartsDir holds chart archives, served under /static/charts/: the
+// packaged ones and any a user places there.
+func (s Server) ChartsDir() string { return filepath.Join(s.StaticDir(), "charts") }
+
 func (s Server) TokenFile() string      { return filepath.Join(s.Root, "token") }
 func (s Server) AgentTokenFile() string { return filepath.Join(s.Root, "agent-token") }
 

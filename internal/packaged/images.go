@@ -39,6 +39,9 @@ var Images = []Image{
 	// servicelb's per-node forwarder (components/helpers/svclb); its
 	// version is k3ha's own, bumped when it changes.
 	{Name: "svclb", Module: "github.com/k3ha/k3ha/components/helpers", Version: "v1", Path: "/svclb"},
+	// The ingress controller, deployed by the Helm controller from the
+	// chart in charts/traefik.
+	{Name: "traefik", Module: "github.com/traefik/traefik/v3", Version: "v3.7.13", Path: "/traefik"},
 }
 
 // Program is one program a node runs beside k3ha, carried in bin/k3ha's
@@ -75,13 +78,19 @@ func (img Image) Repo() string { return "k3ha/" + img.Name }
 // Ref is the image's name as nodes import it.
 func (img Image) Ref() string { return Registry + "/" + img.Repo() + ":" + img.Version }
 
+// RepoIn is the image's repository under registry (--system-default-registry),
+// or under k3ha's own when registry is empty.
+func (img Image) RepoIn(registry string) string {
+	if registry == "" {
+		registry = Registry
+	}
+	return strings.TrimSuffix(registry, "/") + "/" + img.Repo()
+}
+
 // RefIn is the image's name under registry (--system-default-registry),
 // or Ref when registry is empty.
 func (img Image) RefIn(registry string) string {
-	if registry == "" {
-		return img.Ref()
-	}
-	return strings.TrimSuffix(registry, "/") + "/" + img.Repo() + ":" + img.Version
+	return img.RepoIn(registry) + ":" + img.Version
 }
 
 // Versions lists what k3ha carries, for `k3ha --version`.

@@ -35,7 +35,7 @@ func TestVersionsMatchModules(t *testing.T) {
 	}
 	dirs := map[string]string{
 		"coredns": "coredns", "metrics-server": "metrics-server", "local-path-provisioner": "local-path-provisioner",
-		"local-path-helper": "helpers",
+		"local-path-helper": "helpers", "traefik": "traefik",
 	}
 	for _, img := range Images {
 		if dir, ok := dirs[img.Name]; ok { // else k3ha's own program, versioned here

@@ -32,8 +32,17 @@ type Values struct {
 // Image is the reference of the packaged image name, for the templates.
 func (v Values) Image(name string) string { return ImageByName(name).RefIn(v.Registry) }
 
+// ImageRepo is the packaged image's repository, for a chart's values.
+func (v Values) ImageRepo(name string) string { return ImageByName(name).RepoIn(v.Registry) }
+
+// ImageTag is the packaged image's tag, for a chart's values.
+func (v Values) ImageTag(name string) string { return ImageByName(name).Version }
+
+// ChartFile is the packaged chart's archive name under static/charts.
+func (v Values) ChartFile(name string) (string, error) { return ChartFile(name) }
+
 // Manifest renders the manifest of a packaged component; ok is false for
-// components without one (traefik comes with the Helm controller).
+// components without one.
 func Manifest(component string, v Values) (data []byte, ok bool, err error) {
 	text, err := manifestFS.ReadFile("manifests/" + component + ".yaml")
 	if errors.Is(err, fs.ErrNotExist) {

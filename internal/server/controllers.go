@@ -15,6 +15,7 @@ import (
 	"github.com/k3ha/k3ha/internal/addons"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/events"
+	"github.com/k3ha/k3ha/internal/helm"
 	"github.com/k3ha/k3ha/internal/leader"
 	"github.com/k3ha/k3ha/internal/nodehosts"
 	"github.com/k3ha/k3ha/internal/packaged"
@@ -27,13 +28,17 @@ import (
 const leaseName = "k3ha"
 
 // controllers runs k3ha's own cluster controllers on the lease holder: the
-// deploy controller (Addons), the cluster DNS's node hosts and servicelb.
+// deploy controller (Addons), the Helm controller, the cluster DNS's node
+// hosts and servicelb.
 type controllers struct {
 	restConfig *rest.Config
 	identity   string
 	enabled    []string // packaged components deployed
 	disabled   []string // packaged components removed
 	registry   string   // --system-default-registry
+	// charts fetches charts for the Helm controller; nil with
+	// --disable-helm-controller.
+	charts *helm.Fetcher
 	component.Runner
 }
 
@@ -53,12 +58,24 @@ func (c *controllers) Start(ctx context.Context) error {
 		stopRecorder()
 		return err
 	}
+	var charts *helm.Controller
+	if c.charts != nil {
+		dyn, err := dynamic.NewForConfig(c.restConfig)
+		if err != nil {
+			stopRecorder()
+			return err
+		}
+		charts = &helm.Controller{Client: dyn, Releases: &helm.Releases{Config: c.restConfig}, Fetcher: c.charts, Recorder: recorder}
+	}
 	runCtx := c.Context(ctx)
 	c.Run(runCtx, func(ctx context.Context) error {
 		defer stopRecorder()
 		return leader.Campaign(ctx, client, leaseName, c.identity, func(ctx context.Context) error {
 			g, ctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return deploy.Run(ctx) })
+			if charts != nil {
+				g.Go(func() error { return charts.Run(ctx) })
+			}
 			if slices.Contains(c.enabled, "coredns") {
 				g.Go(func() error { return (&nodehosts.Controller{Client: client}).Run(ctx) })
 			}

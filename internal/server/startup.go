@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,10 +26,12 @@ import (
 	"github.com/k3ha/k3ha/internal/datastore/etcd"
 	"github.com/k3ha/k3ha/internal/datastore/migrate"
 	"github.com/k3ha/k3ha/internal/events"
+	"github.com/k3ha/k3ha/internal/helm"
 	"github.com/k3ha/k3ha/internal/kubeconfig"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/packaged"
 	"github.com/k3ha/k3ha/internal/snapshot"
+	"github.com/k3ha/k3ha/internal/token"
 )
 
 // startup carries out a plan. Each step uses what the earlier ones made;
@@ -244,8 +247,13 @@ func (s *startup) startAddons(ctx context.Context) error {
 	if err := packaged.WriteManifests(l.ManifestsDir(), values, s.plan.components, s.plan.disabled); err != nil {
 		return err
 	}
+	if err := packaged.WriteCharts(l.ChartsDir()); err != nil {
+		return err
+	}
 	restConfig := s.api.LoopbackConfig()
-	if err := crds.Install(ctx, restConfig, addons.CRD(), snapshot.CRD()); err != nil {
+	// The Helm types are installed even with --disable-helm-controller, so
+	// that HelmChart files still apply for another controller to act on.
+	if err := crds.Install(ctx, restConfig, append(helm.CRDs(), addons.CRD(), snapshot.CRD())...); err != nil {
 		return err
 	}
 	scanner, err := newManifestScanner(restConfig, l.ManifestsDir(), s.plan.node.name)
@@ -255,8 +263,27 @@ func (s *startup) startAddons(ctx context.Context) error {
 	if err := s.mgr.Start(ctx, scanner); err != nil {
 		return err
 	}
-	return s.mgr.Start(ctx, &controllers{restConfig: restConfig, identity: s.plan.node.name,
-		enabled: s.plan.components, disabled: s.plan.disabled, registry: s.cfg.SystemDefaultRegistry})
+	c := &controllers{restConfig: restConfig, identity: s.plan.node.name,
+		enabled: s.plan.components, disabled: s.plan.disabled, registry: s.cfg.SystemDefaultRegistry}
+	if !s.cfg.DisableHelmController {
+		c.charts = s.chartFetcher()
+	}
+	return s.mgr.Start(ctx, c)
+}
+
+// chartFetcher downloads charts for the Helm controller; charts on this
+// server's own /static/charts/ are fetched over loopback with its token.
+func (s *startup) chartFetcher() *helm.Fetcher {
+	cas := x509.NewCertPool()
+	cas.AppendCertsFromPEM(s.files.serverCA)
+	return &helm.Fetcher{
+		Self: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.HTTPSPort)),
+		CAs:  cas,
+		Auth: func() (string, string) {
+			server, _ := s.tokens.secrets()
+			return token.RoleServer, server
+		},
+	}
 }
 
 // startSnapshots takes this server's snapshots on schedule and serves

@@ -43,9 +43,10 @@ func jsonOperation[In, Out any](fn func(context.Context, In) (Out, error)) super
 
 func newSupervisor(cfg *config.Server, l layout.Server, files prepared, st store, tokens *liveTokens) *serverSupervisor {
 	s := &serverSupervisor{Supervisor: &supervisor.Supervisor{
-		CACerts:  files.serverCA,
-		Secrets:  tokens.secrets,
-		Critical: cfg.Critical(),
+		CACerts:   files.serverCA,
+		Secrets:   tokens.secrets,
+		Critical:  cfg.Critical(),
+		StaticDir: l.StaticDir(),
 		Bootstrap: func() (supervisor.BootstrapFiles, error) {
 			d, err := bootstrap.Collect(l)
 			return supervisor.BootstrapFiles{Files: d.Files}, err

@@ -11,6 +11,7 @@ const (
 	PathDBInfo          = "/db/info"
 	PathNodeCerts       = "/v1-k3ha/node-certs"
 	PathOperation       = "/v1-k3ha/op/"
+	PathStatic          = "/static/"
 )
 
 // Member is one etcd member as /db/info reports it.

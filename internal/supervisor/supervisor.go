@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/k3ha/k3ha/internal/config"
@@ -42,6 +44,9 @@ type Supervisor struct {
 	// token only): what `k3ha etcd-snapshot`, `k3ha token` and `k3ha
 	// secrets-encrypt` ask of a running server.
 	Operation func(name string) (Operation, bool)
+	// StaticDir holds the files served under /static/ to nodes and
+	// servers (chart archives in charts/, K3s's convention).
+	StaticDir string
 
 	ready atomic.Bool
 }
@@ -65,6 +70,7 @@ func (s *Supervisor) Wrap(apiserver http.Handler) http.Handler {
 	mux.HandleFunc("GET "+PathDBInfo, s.dbinfo)
 	mux.Handle("POST "+PathNodeCerts, s.require(roleNode, s.nodeCerts))
 	mux.Handle("POST "+PathOperation+"{name}", s.require(roleServer, s.operation))
+	mux.Handle("GET "+PathStatic, s.require(roleNode, s.static))
 	mux.Handle("/", apiserver)
 	return mux
 }
@@ -86,6 +92,34 @@ func (s *Supervisor) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok"))
+}
+
+// static serves a file under StaticDir: never a directory, and nothing
+// outside it (os.Root refuses .. and links that leave it).
+func (s *Supervisor) static(w http.ResponseWriter, r *http.Request) {
+	if s.StaticDir == "" {
+		http.NotFound(w, r)
+		return
+	}
+	root, err := os.OpenRoot(s.StaticDir)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer root.Close()
+	name := strings.TrimPrefix(r.URL.Path, PathStatic)
+	f, err := root.Open(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.IsDir() {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, name, st.ModTime(), f)
 }
 
 func (s *Supervisor) config(w http.ResponseWriter, _ *http.Request) {

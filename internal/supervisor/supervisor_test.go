@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +106,53 @@ func TestBodies(t *testing.T) {
 	get(PathAPIServers, &apis)
 	if len(apis) != 1 {
 		t.Fatalf("apiservers %v", apis)
+	}
+}
+
+func TestStaticFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "charts", "a-1.0.0.tgz"), []byte("archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "outside"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := testSupervisor()
+	s.StaticDir = dir
+	h := s.Wrap(http.NotFoundHandler())
+	cases := []struct {
+		path, user, pass string
+		want             int
+		body             string
+	}{
+		{"/static/charts/a-1.0.0.tgz", "node", "agent-secret", 200, "archive"},
+		{"/static/charts/a-1.0.0.tgz", "server", "server-secret", 200, "archive"},
+		{"/static/charts/a-1.0.0.tgz", "", "", 401, ""},
+		{"/static/charts/a-1.0.0.tgz", "node", "wrong", 401, ""},
+		{"/static/charts/", "node", "agent-secret", 404, ""},
+		{"/static/charts/missing.tgz", "node", "agent-secret", 404, ""},
+		// Escapes: anything but the file outside (0: any refusal).
+		{"/static/../outside", "node", "agent-secret", 0, ""},
+		{"/static/charts/..%2f..%2foutside", "node", "agent-secret", 0, ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", c.path, nil)
+		if c.user != "" {
+			r.SetBasicAuth(c.user, c.pass)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if c.want == 0 {
+			if w.Code == 200 || strings.Contains(w.Body.String(), "secret") {
+				t.Errorf("GET %s: %d %q, want a refusal", c.path, w.Code, w.Body.String())
+			}
+			continue
+		}
+		if w.Code != c.want || (c.body != "" && w.Body.String() != c.body) {
+			t.Errorf("GET %s as %q: %d %q, want %d %q", c.path, c.user, w.Code, w.Body.String(), c.want, c.body)
+		}
 	}
 }

@@ -1,0 +1,4 @@
+{{- define "traefik.labels" -}}
+app.kubernetes.io/name: traefik
+app.kubernetes.io/instance: {{ .Release.Name }}-{{ .Release.Namespace }}
+{{- end }}
