@@ -781,7 +781,7 @@ func runSetup(t *testing.T, n *harness.Network, su haSetup, workloads []workload
 	for i, s := range servers {
 		cfgs[i] = restConfig(t, s)
 	}
-	apiLoad(t, servers, cfgs, "bench-warmup", 16, 200, 0)
+	apiLoad(t, targets(servers...), cfgs, "bench-warmup", 16, 200, 0)
 
 	var tlsCfg *tls.Config
 	var etcdClients []*clientv3.Client
@@ -815,7 +815,7 @@ func runSetup(t *testing.T, n *harness.Network, su haSetup, workloads []workload
 			if w.raw {
 				r = rawLoad(t, servers, tlsCfg, fmt.Sprintf("/bench-raw/c%d-r%d/", w.clients, round+1), value, w.clients, w.ops, round)
 			} else {
-				r = apiLoad(t, servers, cfgs, fmt.Sprintf("bench-c%d-r%d", w.clients, round+1), w.clients, w.ops, round)
+				r = apiLoad(t, targets(servers...), cfgs, fmt.Sprintf("bench-c%d-r%d", w.clients, round+1), w.clients, w.ops, round)
 			}
 			res.results[i] = append(res.results[i], r)
 		}
@@ -857,19 +857,31 @@ func fsyncP99(t *testing.T, s *cluster.Server) string {
 	return "?"
 }
 
+// target is what a load runs against: a server's address and the
+// processes whose CPU it costs (k3ha's one, or upstream's four).
+type target struct {
+	name, ip string
+	pids     []int
+}
+
+// targets are k3ha servers as load targets.
+func targets(servers ...*cluster.Server) []target {
+	out := make([]target, 0, len(servers))
+	for _, s := range servers {
+		out = append(out, target{name: s.Name, ip: s.Host.IP.String(), pids: []int{s.PID()}})
+	}
+	return out
+}
+
 // runWorkers runs ops operations by `clients` workers that take the next
 // number until all are done or one fails, timing each and summing the
 // servers' CPU over the run.
-func runWorkers(t *testing.T, servers []*cluster.Server, clients, ops int, op func(w int, i int64) error) loadResult {
+func runWorkers(t *testing.T, servers []target, clients, ops int, op func(w int, i int64) error) loadResult {
 	t.Helper()
 	serverCPU := func() time.Duration {
 		var sum time.Duration
 		for _, s := range servers {
-			c, err := cpuTime(s.PID())
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum += c
+			sum += sumCPU(t, s)
 		}
 		return sum
 	}
@@ -917,10 +929,10 @@ func runWorkers(t *testing.T, servers []*cluster.Server, clients, ops int, op fu
 
 // connsTo counts established TCP connections from the root namespace to
 // the servers' port, to show that each worker has a connection of its own.
-func connsTo(servers []*cluster.Server, port string) int {
+func connsTo(servers []target, port string) int {
 	total := 0
 	for _, s := range servers {
-		out, err := exec.Command("ss", "-Htn", "state", "established", "dst", net.JoinHostPort(s.Host.IP.String(), port)).Output()
+		out, err := exec.Command("ss", "-Htn", "state", "established", "dst", net.JoinHostPort(s.ip, port)).Output()
 		if err != nil {
 			return -1
 		}
@@ -934,7 +946,7 @@ func connsTo(servers []*cluster.Server, port string) int {
 // apiLoad creates `creates` ConfigMaps in a new namespace through the API,
 // worker w talking to servers[(w+offset) mod len], each with a client and
 // connection of its own; then lists them through the last server.
-func apiLoad(t *testing.T, servers []*cluster.Server, cfgs []*rest.Config, ns string, clients, creates, offset int) loadResult {
+func apiLoad(t *testing.T, servers []target, cfgs []*rest.Config, ns string, clients, creates, offset int) loadResult {
 	t.Helper()
 	ctx := t.Context()
 	admin, err := dynamic.NewForConfig(cfgs[0])
@@ -988,7 +1000,7 @@ func apiLoad(t *testing.T, servers []*cluster.Server, cfgs []*rest.Config, ns st
 		t.Fatalf("list configmaps in %s: %v", ns, err)
 	}
 	if len(list.Items) != creates {
-		t.Fatalf("%s: %d ConfigMaps listed through %s, want %d", ns, len(list.Items), servers[len(servers)-1].Name, creates)
+		t.Fatalf("%s: %d ConfigMaps listed through %s, want %d", ns, len(list.Items), servers[len(servers)-1].name, creates)
 	}
 	t.Logf("%s on %d server(s): %d clients (%d new connections), %d creates in %v: %.0f/s, p50 %v, p99 %v; server CPU %v, client CPU %v",
 		ns, len(servers), clients, conns, creates, r.wall.Round(time.Millisecond), r.perSec(),
@@ -1002,7 +1014,7 @@ func apiLoad(t *testing.T, servers []*cluster.Server, cfgs []*rest.Config, ns st
 func rawLoad(t *testing.T, servers []*cluster.Server, tlsCfg *tls.Config, prefix, value string, clients, puts, offset int) loadResult {
 	t.Helper()
 	ctx := t.Context()
-	conns0 := connsTo(servers, etcdClientPort)
+	conns0 := connsTo(targets(servers...), etcdClientPort)
 	workers := make([]*clientv3.Client, clients)
 	for w := range workers {
 		c, err := clientv3.New(clientv3.Config{
@@ -1021,9 +1033,9 @@ func rawLoad(t *testing.T, servers []*cluster.Server, tlsCfg *tls.Config, prefix
 		}
 		workers[w] = c
 	}
-	conns := connsTo(servers, etcdClientPort) - conns0
+	conns := connsTo(targets(servers...), etcdClientPort) - conns0
 
-	r := runWorkers(t, servers, clients, puts, func(w int, i int64) error {
+	r := runWorkers(t, targets(servers...), clients, puts, func(w int, i int64) error {
 		key := fmt.Sprintf("%scm-%05d", prefix, i)
 		if _, err := workers[w].Put(ctx, key, value); err != nil {
 			return fmt.Errorf("etcd put %s through %s: %w", key, workers[w].Endpoints()[0], err)

@@ -24,7 +24,7 @@ const resultsFile = "RESULTS.md"
 // RESULTS.md; coldbuild is written by coldbuild.sh.
 var sectionOrder = []string{"single-ready", "single-rss", "single-configmaps",
 	"ha-join", "ha-failover", "ha-configmaps", "single-build", "coldbuild",
-	"migrate-time", "datastores", "nodes-ready", "nodes-pods", "nodes-rss", "packaged", "onefile", "snapshots", "pod-network"}
+	"migrate-time", "datastores", "nodes-ready", "nodes-pods", "nodes-rss", "packaged", "ingress", "onefile", "snapshots", "pod-network", "network-policy", "upstream"}
 
 const resultsHeader = `# k3ha benchmark results
 

@@ -533,7 +533,7 @@ func TestConfigMapCreates(t *testing.T) {
 // server with `clients` workers, each its own client and connection.
 func createLoad(t *testing.T, s *cluster.Server, cfg *rest.Config, ns string, clients, creates int) loadResult {
 	t.Helper()
-	return apiLoad(t, []*cluster.Server{s}, []*rest.Config{cfg}, ns, clients, creates, 0)
+	return apiLoad(t, targets(s), []*rest.Config{cfg}, ns, clients, creates, 0)
 }
 
 func selfCPU() time.Duration {

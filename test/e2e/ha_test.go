@@ -232,7 +232,7 @@ func TestHACluster(t *testing.T) {
 			{"cluster-domain", haToken, []string{"--cluster-domain", "other.local"}, []string{"--cluster-domain", "other.local"}},
 			{"secrets-encryption", haToken, []string{"--secrets-encryption"}, []string{"--secrets-encryption"}},
 			{"flannel-backend", haToken, []string{"--flannel-backend", "host-gw"}, []string{"--flannel-backend", `"host-gw"`, `"vxlan"`}},
-			{"disable-helm-controller", haToken, []string{"--disable-helm-controller"}, []string{"--disable-helm-controller: this server has true, the cluster has false"}},
+			{"disable-helm-controller", haToken, []string{"--disable-helm-controller"}, []string{`--disable-helm-controller: this server has "true", the cluster has "false"`}},
 			{"disable traefik", haToken, []string{"--disable", "traefik"}, []string{`--disable: this server has "traefik", the cluster has ""`}},
 			{"duplicate node name", haToken, []string{"--node-name", "s2"}, []string{`"s2"`, "another --node-name"}},
 		}

@@ -187,29 +187,7 @@ func TestHelmCharts(t *testing.T) {
 	}
 
 	t.Run("ingress", func(t *testing.T) {
-		if err := kubectlApply(s1, podYAML("web", "a1")+`---
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: web
-spec:
-  rules:
-  - host: web.k3ha.test
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {name: web, port: {number: 80}}
-`); err != nil {
+		if err := kubectlApply(s1, podYAML("web", "a1")+"---\n"+cluster.WebIngressYAML("web.k3ha.test")); err != nil {
 			t.Fatal(err)
 		}
 		waitPodRunning(t, s1, "web")

@@ -59,6 +59,8 @@ var etcdRegressions = []regression{
 var postgresRegressions = []regression{
 	{"a key created again after its deletion was answered with kine's last known revision of the store, not its own row's",
 		1795870739463299724, []fault{killServer}},
+	{"a create whose commit failed as the database was killed was answered AlreadyExists, though the database had applied it (kine answers any failed commit as \"exists\")",
+		1795889493185346134, []fault{killDB}},
 }
 
 // next takes turns among the servers of a datastore without a leader.

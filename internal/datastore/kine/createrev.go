@@ -9,10 +9,12 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
-// createRevision corrects the revision kine answers a successful create
+// answerWrites corrects the revision kine answers a successful create
 // with. When the key existed before and was deleted, kine (v0.17.5) inserts
 // the new row on a second attempt but answers with the revision it last
 // knew for the whole store instead of that row's: under concurrent writes
@@ -24,15 +26,20 @@ import (
 // The created row is found by its value, unique per create (it carries
 // the object's uid): the key's newest row, or an older one if the key
 // changed again in between.
-func createRevision(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+//
+// A refused create or update is judged against the store (outcome.go).
+func answerWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
-	put := createPut(req)
 	txn, ok := resp.(*etcdserverpb.TxnResponse)
-	if err != nil || put == nil || !ok || !txn.Succeeded || txn.Header == nil {
+	kv, isKV := info.Server.(etcdserverpb.KVServer)
+	if err != nil || !ok || !isKV || txn.Header == nil {
 		return resp, err
 	}
-	kv, ok := info.Server.(etcdserverpb.KVServer)
-	if !ok {
+	if !txn.Succeeded {
+		return judged(ctx, kv, req, txn)
+	}
+	put := createPut(req)
+	if put == nil {
 		return resp, err
 	}
 	row, found := createdRow(ctx, kv, put)
@@ -42,6 +49,23 @@ func createRevision(ctx context.Context, req any, info *grpc.UnaryServerInfo, ha
 		setRevision(txn, row)
 	}
 	return resp, err
+}
+
+// judged answers a refused write as what it was.
+func judged(ctx context.Context, kv etcdserverpb.KVServer, req any, txn *etcdserverpb.TxnResponse) (any, error) {
+	w, ok := writeOf(req)
+	if !ok {
+		return txn, nil
+	}
+	switch v, row := judgeRefusal(ctx, kv, w); v {
+	case applied:
+		slog.Warn("kine refused a write that the database applied; answering it as done", "key", string(w.key), "revision", row)
+		succeed(txn, row)
+	case unknown:
+		slog.Warn("kine refused a write, yet the key is as the write expected: its database call failed, outcome unknown", "key", string(w.key))
+		return nil, status.Errorf(codes.Unavailable, "write to %s: the datastore failed mid-write; its outcome is unknown", w.key)
+	}
+	return txn, nil
 }
 
 // createdRow walks the key's rows back from the newest to the one put wrote.
@@ -84,7 +108,7 @@ func setRevision(txn *etcdserverpb.TxnResponse, rev int64) {
 }
 
 // newGRPCServer is the server kine would build for itself on a socket
-// (etcd's keepalive and size limits), with createRevision in front.
+// (etcd's keepalive and size limits), with answerWrites in front.
 func newGRPCServer() *grpc.Server {
 	return grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: embed.DefaultGRPCKeepAliveMinTime}),
@@ -96,6 +120,6 @@ func newGRPCServer() *grpc.Server {
 		// etcd's request limit plus room for the gRPC framing, as kine does.
 		grpc.MaxRecvMsgSize(int(embed.DefaultMaxRequestBytes)+512*1024),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.UnaryInterceptor(createRevision),
+		grpc.UnaryInterceptor(answerWrites),
 	)
 }

@@ -23,3 +23,27 @@ spec:
     ports: [{name: http, containerPort: 8080}]
 `, ns, name, labels, node, image, args)
 }
+
+// WebIngressYAML is a Service web (port 80 to the pods labelled app=web,
+// port 8080) and an Ingress sending host's requests to it, in default.
+func WebIngressYAML(host string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+spec:
+  rules:
+  - host: %s
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`, host)
+}
