@@ -56,7 +56,14 @@ func (l k3haLayout) start(t *testing.T) time.Duration {
 	l.s.Start()
 	return waitReadyz(t, l.s.Host.IP.String(), t0, l.s.Proc.Exited)
 }
-func (l k3haLayout) stop()                                { l.s.Stop(stopTimeout) }
+
+// stop lets k3ha finish its own start first: its apiserver may answer
+// /readyz a moment before k3ha has seen it and gone on.
+func (l k3haLayout) stop() {
+	l.s.WaitReady()
+	l.s.Stop(stopTimeout)
+}
+
 func (l k3haLayout) target() target                       { return targets(l.s)[0] }
 func (l k3haLayout) restConfig(t *testing.T) *rest.Config { return restConfig(t, l.s) }
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -182,20 +183,24 @@ func (u *upstream) args() map[string][]string {
 	}
 }
 
-// start runs the four programs at once, as the kubelet starts kubeadm's
-// static pods: the apiserver waits for etcd by itself.
+// upstreamOrder is the order the programs start in (all at once, as the
+// kubelet starts kubeadm's static pods: each waits for the others by
+// itself); they stop in reverse, etcd last.
+var upstreamOrder = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
 func (u *upstream) start() {
 	u.runs++
 	u.procs = nil
-	for name, args := range u.args() {
+	args := u.args()
+	for _, name := range upstreamOrder {
 		log := u.path(fmt.Sprintf("%s-%d.log", name, u.runs))
-		u.procs = append(u.procs, u.host.Start(u.t, log, nil, filepath.Join(u.bins, name), args...))
+		u.procs = append(u.procs, u.host.Start(u.t, log, nil, filepath.Join(u.bins, name), args[name]...))
 	}
 }
 
-// stop sends SIGTERM to every program and waits for them.
+// stop sends SIGTERM to each program in reverse order and waits for it.
 func (u *upstream) stop() {
-	for _, p := range u.procs {
+	for _, p := range slices.Backward(u.procs) {
 		if err := p.Stop(stopTimeout); err != nil {
 			u.t.Logf("upstream: %v", err)
 		}

@@ -108,8 +108,13 @@ func setRevision(txn *etcdserverpb.TxnResponse, rev int64) {
 }
 
 // newGRPCServer is the server kine would build for itself on a socket
-// (etcd's keepalive and size limits), with answerWrites in front.
-func newGRPCServer() *grpc.Server {
+// (etcd's keepalive and size limits), with answerWrites in front and, on
+// SQLite, the write gate between the two.
+func newGRPCServer(sqlite bool) *grpc.Server {
+	interceptors := []grpc.UnaryServerInterceptor{answerWrites}
+	if sqlite {
+		interceptors = append(interceptors, newWriteGate().intercept)
+	}
 	return grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: embed.DefaultGRPCKeepAliveMinTime}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -120,6 +125,6 @@ func newGRPCServer() *grpc.Server {
 		// etcd's request limit plus room for the gRPC framing, as kine does.
 		grpc.MaxRecvMsgSize(int(embed.DefaultMaxRequestBytes)+512*1024),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.UnaryInterceptor(answerWrites),
+		grpc.ChainUnaryInterceptor(interceptors...),
 	)
 }

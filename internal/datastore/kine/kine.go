@@ -61,7 +61,7 @@ func (k *Kine) Start(ctx context.Context) error {
 	detach := context.AfterFunc(ctx, cancel)
 	defer detach()
 	etcd, err := endpoint.Listen(runCtx, endpoint.Config{
-		GRPCServer: newGRPCServer(),
+		GRPCServer: newGRPCServer(isSQLite(k.cfg.DSN)),
 		WaitGroup:  &k.wg,
 		Listener:   "unix://" + k.cfg.Socket,
 		Endpoint:   k.cfg.DSN,
