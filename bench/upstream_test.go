@@ -65,7 +65,7 @@ func upstreamBins(t *testing.T) string {
 			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
-				upstreamErr = &buildError{pkg: pkg, out: string(b), err: err}
+				upstreamErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 				return
 			}
 		}
@@ -75,13 +75,6 @@ func upstreamBins(t *testing.T) string {
 	}
 	return upstreamDir
 }
-
-type buildError struct {
-	pkg, out string
-	err      error
-}
-
-func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
 
 // upstream is one control plane the kubeadm way on a test host.
 type upstream struct {

@@ -24,7 +24,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
+
+	"github.com/k3ha/k3ha/internal/keyloop"
 )
 
 // Controller applies Addons. Only the server holding the controllers'
@@ -36,7 +37,6 @@ type Controller struct {
 	// disabled are packaged components turned off with --disable: their
 	// Addons and objects are removed.
 	disabled []string
-	queue    workqueue.TypedRateLimitingInterface[string]
 	lister   cache.GenericLister
 }
 
@@ -60,52 +60,17 @@ func NewController(cfg *rest.Config, recorder record.EventRecorder, disabled []s
 
 // Run applies Addons until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, time.Minute),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "addons"})
-	defer c.queue.ShutDown()
+	loop := keyloop.New("addons", time.Second, time.Minute, c.sync)
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(c.client, 10*time.Minute)
 	inf := factory.ForResource(Resource)
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-	}); err != nil {
+	if _, err := inf.Informer().AddEventHandler(loop.Handler()); err != nil {
 		return err
 	}
 	c.lister = inf.Lister()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
-		return nil
-	}
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
-	for c.next(ctx) {
-	}
+	loop.Run(ctx, inf.Informer().HasSynced)
 	return nil
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		if ctx.Err() == nil {
-			c.queue.AddRateLimited(key)
-		}
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

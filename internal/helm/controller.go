@@ -3,7 +3,6 @@ package helm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -20,7 +19,8 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
+
+	"github.com/k3ha/k3ha/internal/keyloop"
 )
 
 // Controller keeps each HelmChart's release as the object describes it.
@@ -30,62 +30,55 @@ type Controller struct {
 	Fetcher  *Fetcher
 	Recorder record.EventRecorder
 
-	queue   workqueue.TypedRateLimitingInterface[string]
 	charts  cache.GenericLister
 	configs cache.GenericLister
 }
 
 // Run acts on HelmCharts until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](2*time.Second, 5*time.Minute),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "helmcharts"})
-	defer c.queue.ShutDown()
+	loop := keyloop.New("helmcharts", 2*time.Second, 5*time.Minute, func(ctx context.Context, key string) error {
+		err := c.sync(ctx, key)
+		if err != nil && ctx.Err() == nil {
+			slog.Warn("helm chart not applied; retrying", "chart", key, "err", err)
+		}
+		return err
+	})
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(c.Client, 10*time.Minute)
 	charts, configs := factory.ForResource(ChartResource), factory.ForResource(ConfigResource)
-	// A HelmChartConfig changes the HelmChart of its own name.
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
+	if _, err := charts.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: loop.Enqueue, DeleteFunc: loop.Enqueue,
+		UpdateFunc: func(old, obj any) {
+			if specChanged(old, obj) {
+				loop.Enqueue(obj)
+			}
+		},
+	}); err != nil {
+		return err
 	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}
-	for _, inf := range []cache.SharedIndexInformer{charts.Informer(), configs.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
+	// A HelmChartConfig changes the HelmChart of its own name.
+	if _, err := configs.Informer().AddEventHandler(loop.Handler()); err != nil {
+		return err
 	}
 	c.charts, c.configs = charts.Lister(), configs.Lister()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), charts.Informer().HasSynced, configs.Informer().HasSynced) {
-		return nil
-	}
-	slog.Info("helm controller running")
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
-	for c.next(ctx) {
-	}
+	slog.Info("helm controller starting")
+	loop.Run(ctx, charts.Informer().HasSynced, configs.Informer().HasSynced)
 	return nil
 }
 
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		if ctx.Err() == nil {
-			slog.Warn("helm chart not applied; retrying", "chart", key, "err", err)
-			c.queue.AddRateLimited(key)
-		}
+// specChanged tells whether a HelmChart update needs a sync: not the
+// controller's own status and finalizer writes (the generation stays),
+// but a new spec, a deletion, or a resync (the same version again, so a
+// release changed behind k3ha's back is put right).
+func specChanged(old, obj any) bool {
+	o, ok1 := old.(*unstructured.Unstructured)
+	n, ok2 := obj.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
 		return true
 	}
-	c.queue.Forget(key)
-	return true
+	return o.GetResourceVersion() == n.GetResourceVersion() || o.GetGeneration() != n.GetGeneration() ||
+		n.GetDeletionTimestamp() != nil
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -214,7 +207,7 @@ func (c *Controller) remove(ctx context.Context, u *unstructured.Unstructured, c
 // is left as it was.
 func (c *Controller) fail(ctx context.Context, u *unstructured.Unstructured, chart *Chart, act string, err error) error {
 	msg := err.Error()
-	if act != "" && !errors.Is(err, context.Canceled) {
+	if act != "" {
 		msg = act + " failed: " + msg
 	}
 	c.Recorder.Event(u, corev1.EventTypeWarning, ReasonFailed, msg)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/repo"
@@ -103,6 +104,10 @@ func (f *Fetcher) get(ctx context.Context, rawURL string) ([]byte, error) {
 		return nil, fmt.Errorf("get %s: %w", rawURL, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && u.Host == f.Self {
+		return nil, fmt.Errorf("get %s: %s: put the archive into <data-dir>/server/static/%s on the server holding the lease kube-system/k3ha, or on every server",
+			rawURL, resp.Status, strings.TrimPrefix(u.Path, "/static/"))
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("get %s: %s", rawURL, resp.Status)
 	}

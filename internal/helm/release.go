@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -60,15 +61,7 @@ func LoadChart(archive []byte) (*chart.Chart, error) {
 func (d Desired) Hash() (string, error) {
 	h := sha256.New()
 	files := slices.Clone(d.Chart.Raw)
-	slices.SortFunc(files, func(a, b *chart.File) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(files, func(a, b *chart.File) int { return strings.Compare(a.Name, b.Name) })
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\x00%d\x00", f.Name, len(f.Data))
 		h.Write(f.Data)
