@@ -8,6 +8,7 @@ import (
 
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/gomem"
 	"github.com/k3ha/k3ha/internal/lockfile"
 	"github.com/k3ha/k3ha/internal/nodeid"
 	"github.com/k3ha/k3ha/internal/sdnotify"
@@ -48,6 +49,7 @@ func Run(ctx context.Context, cfg *config.Agent) error {
 	}
 	slog.Info("k3ha agent is ready", "took", time.Since(begin).Round(time.Millisecond), "node", name, "server", cfg.ServerURL)
 	sdnotify.Ready()
+	go gomem.ReleaseStartup(ctx)
 	select {
 	case <-ctx.Done():
 		slog.Info("shutting down", "reason", context.Cause(ctx))

@@ -35,6 +35,7 @@ func newAgentCommand() *cobra.Command {
 			ctx, stop := signalContext()
 			defer stop()
 			slog.Info("starting k3ha agent", "version", version.Version, "data-dir", cfg.DataDir, "server", cfg.ServerURL)
+			tuneGC()
 			return agent.Run(ctx, cfg)
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/gomem"
 	"github.com/k3ha/k3ha/internal/hostcheck"
 	"github.com/k3ha/k3ha/internal/logging"
 	"github.com/k3ha/k3ha/internal/server"
@@ -40,11 +41,21 @@ func newServerCommand() *cobra.Command {
 			ctx, stop := signalContext()
 			defer stop()
 			slog.Info("starting k3ha server", "version", version.Version, "data-dir", cfg.DataDir)
+			tuneGC()
 			return server.Run(ctx, cfg)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// tuneGC sets the Go garbage collector for a long-running k3ha process.
+func tuneGC() {
+	mem, err := gomem.MemTotal()
+	if err != nil {
+		slog.Warn("machine memory unknown: no Go memory limit", "err", err)
+	}
+	gomem.Apply(gomem.Decide(os.Getenv, mem))
 }
 
 // signalContext is the one signal context of the process: SIGINT or SIGTERM

@@ -16,6 +16,7 @@ import (
 
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
+	"github.com/k3ha/k3ha/internal/gomem"
 	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/internal/lockfile"
 	"github.com/k3ha/k3ha/internal/sdnotify"
@@ -65,6 +66,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	slog.Info("k3ha is ready", "took", time.Since(begin).Round(time.Millisecond), "kubeconfig", cfg.WriteKubeconfig,
 		"node", p.node.name, "datastore", p.datastore.String())
 	sdnotify.Ready()
+	go gomem.ReleaseStartup(ctx)
 
 	select {
 	case <-ctx.Done():

@@ -7,10 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/k3ha/k3ha/internal/gomem"
+	"github.com/k3ha/k3ha/test/e2e/cluster"
 	"github.com/k3ha/k3ha/test/e2e/harness"
 )
 
@@ -91,6 +95,29 @@ func TestSingleServer(t *testing.T) {
 		out, err := s.K3haKubectl("get", "configmap", "keep-me", "-o", "jsonpath={.data.color}")
 		if err != nil || out != "blue" {
 			t.Fatalf("k3ha kubectl get configmap: %q %v", out, err)
+		}
+	})
+
+	t.Run("go garbage collector", func(t *testing.T) {
+		mem, err := gomem.MemTotal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkGC(t, s, "50", strconv.FormatInt(mem/2, 10))
+		s.WaitLog(t, time.Minute, "start-up memory released")
+		if !strings.Contains(s.Proc.Log(), "gc-percent=50 gc-percent-from=default memory-limit-from=default memory-limit-mib="+strconv.FormatInt(mem>>21, 10)) {
+			t.Fatalf("the collector's settings are not logged:\n%s", tail(s.Proc.Log(), 40))
+		}
+		// The Go environment variables override k3ha's defaults.
+		s.Stop(30 * time.Second)
+		env := s.Env
+		s.Env = append(slices.Clone(env), "GOGC=80", "GOMEMLIMIT=1GiB")
+		defer func() { s.Env = env }()
+		s.Start()
+		s.WaitReady()
+		checkGC(t, s, "80", "1073741824")
+		if !strings.Contains(s.Proc.Log(), "gc-percent=80 gc-percent-from=GOGC memory-limit-from=GOMEMLIMIT memory-limit-mib=1024") {
+			t.Fatalf("the collector's settings from the environment are not logged:\n%s", tail(s.Proc.Log(), 40))
 		}
 	})
 
@@ -245,4 +272,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkGC reads the collector's settings from the process's own /metrics.
+func checkGC(t *testing.T, s *cluster.Server, gcPercent, memLimit string) {
+	t.Helper()
+	metrics := s.MustKubectl("get", "--raw", "/metrics")
+	for name, want := range map[string]string{"go_gc_gogc_percent": gcPercent, "go_gc_gomemlimit_bytes": memLimit} {
+		got := metricValue(metrics, name)
+		if f, err := strconv.ParseFloat(got, 64); err == nil {
+			got = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %s", name, got, want)
+		}
+	}
+}
+
+// metricValue is the value of an unlabelled metric in a Prometheus text page.
+func metricValue(page, name string) string {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
