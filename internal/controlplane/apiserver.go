@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -50,11 +51,13 @@ func (a *APIServer) Name() string { return "kube-apiserver" }
 // Start configures the apiserver and starts serving; WaitReady tells when it can answer.
 func (a *APIServer) Start(ctx context.Context) error {
 	runCtx := a.Context(ctx)
+	begin := time.Now()
 	prepared, err := a.prepare(runCtx)
 	if err != nil {
 		a.Abort()
 		return err
 	}
+	slog.Info("kube-apiserver prepared", "took", time.Since(begin).Round(time.Millisecond))
 	a.Run(runCtx, prepared.Run)
 	return nil
 }

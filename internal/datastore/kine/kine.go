@@ -5,6 +5,7 @@ package kine
 import (
 	"context"
 	"fmt"
+	"github.com/k3s-io/kine/pkg/drivers/sqlite"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,10 +28,12 @@ type Config struct {
 	CAFile, CertFile, KeyFile string
 }
 
-// SQLiteDSN is the DSN of the embedded default store; the parameters are
-// those kine itself uses for SQLite (WAL journal, busy timeout).
+// SQLiteDSN is the DSN of the embedded default store, with the parameters
+// kine itself uses for SQLite (WAL journal, busy timeout, a prepared
+// statement cache per connection: without it every query is compiled
+// anew).
 func SQLiteDSN(file string) string {
-	return "sqlite://" + file + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
+	return "sqlite://" + file + "?" + sqlite.DefaultParams
 }
 
 // Kine is a running kine instance.
