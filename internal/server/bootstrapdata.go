@@ -30,6 +30,11 @@ func adoptBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret
 	if !found {
 		return secret, nil
 	}
+	return adoptBlob(ctx, kv, l, blob, secret, encrypt)
+}
+
+// adoptBlob is adoptBootstrap with the cluster's stored data in hand.
+func adoptBlob(ctx context.Context, kv clientv3.KV, l layout.Server, blob []byte, secret string, encrypt bool) (string, error) {
 	if secret == "" {
 		return secret, errors.New("the datastore already holds a cluster: start this server with that cluster's token (--token; server/token on its first server)")
 	}
@@ -92,12 +97,20 @@ func openFollowingRotation(ctx context.Context, kv clientv3.KV, blob []byte, sec
 // token, unless another server already did; it returns the secret that
 // opens the cluster's (see adoptBootstrap).
 func publishBootstrap(ctx context.Context, kv clientv3.KV, l layout.Server, secret string, encrypt bool) (string, error) {
+	// A restart or a join finds the cluster's data stored: it is checked,
+	// and this server's is not sealed (a key derivation of 64 MiB) for nothing.
+	blob, found, err := bootstrap.Load(ctx, kv)
+	if err != nil {
+		return secret, fmt.Errorf("read bootstrap data from the datastore: %w", err)
+	}
+	if found {
+		return adoptBlob(ctx, kv, l, blob, secret, encrypt)
+	}
 	data, err := bootstrap.Collect(l)
 	if err != nil {
 		return secret, err
 	}
-	blob, err := bootstrap.Seal(data, secret)
-	if err != nil {
+	if blob, err = bootstrap.Seal(data, secret); err != nil {
 		return secret, err
 	}
 	stored, err := bootstrap.Save(ctx, kv, blob)
