@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 TAGS := no_btrfs no_devmapper no_zfs
 SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
-.PHONY: build test unit e2e robustness-short robustness vet bench clean
+.PHONY: build test unit e2e robustness-short robustness vet bench clean conformance-tools
 
 # bin/k3ha is the one file a machine needs: k3ha's own code, with the
 # programs a node runs beside it appended as its payload (internal/payload):
@@ -120,3 +120,16 @@ bench:
 
 clean:
 	rm -rf bin
+
+# The upstream conformance suite for the Kubernetes k3ha embeds, from
+# conformance/'s own module (its go.mod copies this one's replace block; a
+# unit test checks they agree). e2e.test is stamped with the Kubernetes
+# version: unstamped it reports v0.0.0, and version-checking specs fail.
+CONFORMANCE := bin/conformance
+E2E_LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(K8S_VERSION) \
+	-X $(p).gitMajor=$(MAJOR) -X $(p).gitMinor=$(MINOR) -X $(p).gitTreeState=clean)
+conformance-tools: $(CONFORMANCE)/e2e.test $(CONFORMANCE)/ginkgo
+$(CONFORMANCE)/e2e.test: conformance/go.mod conformance/go.sum
+	cd conformance && go test -c -trimpath -ldflags '$(E2E_LDFLAGS)' -o $(CURDIR)/$@ k8s.io/kubernetes/test/e2e
+$(CONFORMANCE)/ginkgo: conformance/go.mod conformance/go.sum
+	cd conformance && go build -trimpath -o $(CURDIR)/$@ github.com/onsi/ginkgo/v2/ginkgo

@@ -31,14 +31,19 @@ type Image struct {
 	Cmd        []string
 	Env        []string // "KEY=value"
 	WorkingDir string
+	User       string // "uid[:gid]" the container runs as; "" is root
 }
 
-// File is a regular file in the layer; its parent directories are implied
-// (mode 0755).
+// File is an entry of the layer: a regular file, a symbolic link (Link) or
+// a directory (Dir). Parent directories not listed are implied (mode 0755,
+// root's).
 type File struct {
-	Path string // absolute or relative to the root: "/app" and "app" are the same
-	Mode int64  // permission bits; 0 means 0644
-	Data []byte
+	Path     string // absolute or relative to the root: "/app" and "app" are the same
+	Mode     int64  // permission bits with setuid, setgid and sticky; 0 means 0644 (0755 for a Dir)
+	Data     []byte
+	Link     string // a symbolic link to Link instead of a regular file
+	Dir      bool   // a directory that needs its own mode or owner (e.g. /tmp, 01777)
+	UID, GID int
 }
 
 // ImageFromBinary is an image of one static executable at /app, started
@@ -82,6 +87,7 @@ type runConfig struct {
 	Entrypoint []string `json:"Entrypoint,omitempty"`
 	Cmd        []string `json:"Cmd,omitempty"`
 	WorkingDir string   `json:"WorkingDir,omitempty"`
+	User       string   `json:"User,omitempty"`
 }
 
 type rootFS struct {
@@ -154,6 +160,7 @@ func build(img Image) (built, error) {
 			Entrypoint: img.Entrypoint,
 			Cmd:        img.Cmd,
 			WorkingDir: img.WorkingDir,
+			User:       img.User,
 		},
 		RootFS:  rootFS{Type: "layers", DiffIDs: []string{"sha256:" + layerDigest}},
 		History: []historyItem{{Created: epoch, CreatedBy: "k3ha"}},
@@ -205,7 +212,7 @@ func layerTar(files []File) ([]byte, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if _, clash := byName[dir]; clash {
+			if f, clash := byName[dir]; clash && !f.Dir {
 				return nil, fmt.Errorf("file %q is also the directory of %q", dir, name)
 			}
 		}
@@ -213,22 +220,30 @@ func layerTar(files []File) ([]byte, error) {
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
+	l := layerWriter{tw: tw, files: byName, done: map[string]bool{}}
 	for _, name := range names {
-		if err := writeDirs(tw, dirs, path.Dir(name)); err != nil {
+		f := byName[name]
+		if f.Dir {
+			if err := l.dirs(name); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := l.dirs(path.Dir(name)); err != nil {
 			return nil, err
 		}
-		f := byName[name]
-		mode := f.Mode & 0o7777
-		if mode == 0 {
-			mode = 0o644
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: modeOr(f.Mode, 0o644), Size: int64(len(f.Data)),
+			Uid: f.UID, Gid: f.GID, ModTime: epoch}
+		if f.Link != "" {
+			hdr.Typeflag, hdr.Linkname, hdr.Mode, hdr.Size = tar.TypeSymlink, f.Link, 0o777, 0
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(f.Data)), ModTime: epoch}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("layer entry %s: %w", name, err)
 		}
-		if _, err := tw.Write(f.Data); err != nil {
-			return nil, fmt.Errorf("layer entry %s: %w", name, err)
+		if f.Link == "" {
+			if _, err := tw.Write(f.Data); err != nil {
+				return nil, fmt.Errorf("layer entry %s: %w", name, err)
+			}
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -237,18 +252,34 @@ func layerTar(files []File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeDirs writes the entries of dir and its parents not written yet,
+func modeOr(mode, fallback int64) int64 {
+	if mode &= 0o7777; mode == 0 {
+		return fallback
+	}
+	return mode
+}
+
+// layerWriter writes directory entries once each, listed ones with their
+// own mode and owner.
+type layerWriter struct {
+	tw    *tar.Writer
+	files map[string]File
+	done  map[string]bool
+}
+
+// dirs writes the entries of dir and its parents not written yet,
 // outermost first.
-func writeDirs(tw *tar.Writer, done map[string]bool, dir string) error {
-	if dir == "." || done[dir] {
+func (l layerWriter) dirs(dir string) error {
+	if dir == "." || l.done[dir] {
 		return nil
 	}
-	if err := writeDirs(tw, done, path.Dir(dir)); err != nil {
+	if err := l.dirs(path.Dir(dir)); err != nil {
 		return err
 	}
-	done[dir] = true
-	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: epoch}
-	if err := tw.WriteHeader(hdr); err != nil {
+	l.done[dir] = true
+	f := l.files[dir]
+	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: modeOr(f.Mode, 0o755), Uid: f.UID, Gid: f.GID, ModTime: epoch}
+	if err := l.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("layer entry %s: %w", dir, err)
 	}
 	return nil

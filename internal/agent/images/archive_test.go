@@ -159,6 +159,54 @@ func TestWriteArchiveStructure(t *testing.T) {
 	}
 }
 
+// Links, directories with their own mode and owner, setuid programs and
+// the user to run as: what a test image built from a distribution's files
+// needs.
+func TestWriteArchiveLinksDirsOwners(t *testing.T) {
+	img := Image{Ref: "docker.io/k3ha/test:2", Arch: "amd64", User: "1234",
+		Files: []File{
+			{Path: "/bin/busybox", Mode: 0o755, Data: []byte("bb")},
+			{Path: "/bin/sh", Link: "busybox"},
+			{Path: "/tmp", Dir: true, Mode: 0o1777},
+			{Path: "/tmp/keep", Data: []byte("k")},
+			{Path: "/home/user", Dir: true, UID: 1000, GID: 50000},
+			{Path: "/usr/local/bin/nnp", Mode: 0o4755, Data: []byte("nnp")},
+		}}
+	var buf bytes.Buffer
+	if err := WriteArchive(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	_, files := readTar(t, buf.Bytes())
+	var manifest []manifestEntry
+	if err := json.Unmarshal(files["manifest.json"].data, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	var cfg imageConfig
+	if err := json.Unmarshal(files[manifest[0].Config].data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Config.User != "1234" {
+		t.Errorf("config user %q, want 1234", cfg.Config.User)
+	}
+	order, entries := readTar(t, files[manifest[0].Layers[0]].data)
+	want := []string{"bin/", "bin/busybox", "bin/sh", "home/", "home/user/", "tmp/", "tmp/keep", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/nnp"}
+	if strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Errorf("layer entries %v, want %v", order, want)
+	}
+	if h := entries["bin/sh"].hdr; h.Typeflag != tar.TypeSymlink || h.Linkname != "busybox" || h.Size != 0 {
+		t.Errorf("bin/sh: type %c link %q size %d", h.Typeflag, h.Linkname, h.Size)
+	}
+	if h := entries["tmp/"].hdr; h.Typeflag != tar.TypeDir || h.Mode != 0o1777 {
+		t.Errorf("tmp/: type %c mode %o", h.Typeflag, h.Mode)
+	}
+	if h := entries["home/user/"].hdr; h.Uid != 1000 || h.Gid != 50000 || h.Mode != 0o755 {
+		t.Errorf("home/user/: uid %d gid %d mode %o", h.Uid, h.Gid, h.Mode)
+	}
+	if h := entries["usr/local/bin/nnp"].hdr; h.Mode != 0o4755 || h.Uid != 0 {
+		t.Errorf("nnp: mode %o uid %d", h.Mode, h.Uid)
+	}
+}
+
 func TestWriteArchiveDeterministic(t *testing.T) {
 	var a, b bytes.Buffer
 	img := testImage()
