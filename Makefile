@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 TAGS := no_btrfs no_devmapper no_zfs
 SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
-.PHONY: build test unit e2e robustness-short robustness vet bench clean conformance-tools
+.PHONY: build test unit e2e robustness-short robustness vet bench clean conformance-tools conformance
 
 # bin/k3ha is the one file a machine needs: k3ha's own code, with the
 # programs a node runs beside it appended as its payload (internal/payload):
@@ -133,3 +133,12 @@ $(CONFORMANCE)/e2e.test: conformance/go.mod conformance/go.sum
 	cd conformance && go test -c -trimpath -ldflags '$(E2E_LDFLAGS)' -o $(CURDIR)/$@ k8s.io/kubernetes/test/e2e
 $(CONFORMANCE)/ginkgo: conformance/go.mod conformance/go.sum
 	cd conformance && go build -trimpath -o $(CURDIR)/$@ github.com/onsi/ginkgo/v2/ginkgo
+
+# The whole conformance suite on a cluster in network namespaces (about an
+# hour on two cores; not part of make test): CONFORMANCE_SERVERS=3 for the
+# HA topology, CONFORMANCE_FOCUS to run part of it. Writes
+# conformance/RESULTS.md and the JUnit report beside it.
+conformance: conformance-tools build
+	@for p in busybox:busybox-static dig:bind9-dnsutils curl:curl; do command -v $${p%%:*} >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $${p#*:}; }; done
+	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags conformance -count=1 -p 1 -timeout 5h -v ./test/conformance/
