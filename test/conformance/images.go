@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/k3ha/k3ha/internal/agent/images"
@@ -38,7 +37,7 @@ type imageBuilder struct {
 	confMod string // conformance/ (upstream's test programs)
 	mainMod string // the repository root (etcd)
 	src     string // k8s.io/kubernetes/test/images
-	arch    string
+	arch    string // the host's: the Debian programs are the host's own
 }
 
 // build returns every image as file name → docker archive.
@@ -74,24 +73,22 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 		}
 		add(repo+pic+":1.8", merge(agnhost, files), []string{"/agnhost"}, []string{"test-webserver"})
 	}
-	nonroot := images.Image{Ref: repo + "nonroot:1.5", Arch: b.arch, Files: agnhost, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, User: "1234"}
-	list = append(list, nonroot)
-	for _, prog := range []struct{ ref, pkg, dest string }{
-		{repo + "nonewprivs:1.4", "k8s.io/kubernetes/test/images/nonewprivs", "/usr/local/bin/nnp"},
-		{repo + "regression-issue-74839:1.5", "k8s.io/kubernetes/test/images/regression-issue-74839", "/regression-issue-74839"},
-		{repo + "sample-apiserver:1.29.2", "k8s.io/sample-apiserver", "/sample-apiserver"},
+	list = append(list, images.Image{Ref: repo + "nonroot:1.5", Arch: b.arch, Files: agnhost, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, User: "1234"})
+	for _, prog := range []struct {
+		ref, pkg, dest string
+		mode           int64
+		entry, cmd     []string
+	}{
+		// The spec checks that no_new_privs stops this setuid program.
+		{repo + "nonewprivs:1.4", "k8s.io/kubernetes/test/images/nonewprivs", "/usr/local/bin/nnp", 0o4755, nil, []string{"nnp"}},
+		{repo + "regression-issue-74839:1.5", "k8s.io/kubernetes/test/images/regression-issue-74839", "/regression-issue-74839", 0o755, []string{"/regression-issue-74839"}, nil},
+		{repo + "sample-apiserver:1.29.2", "k8s.io/sample-apiserver", "/sample-apiserver", 0o755, []string{"/sample-apiserver"}, nil},
 	} {
 		data, err := b.goProgram(b.confMod, prog.pkg)
 		if err != nil {
 			return nil, err
 		}
-		f := images.File{Path: prog.dest, Mode: 0o755, Data: data}
-		if strings.Contains(prog.ref, "nonewprivs") {
-			f.Mode = 0o4755 // the spec checks that no_new_privs stops this setuid program
-			add(prog.ref, merge(base, []images.File{f}), nil, []string{"nnp"})
-			continue
-		}
-		add(prog.ref, merge(base, []images.File{f}), []string{prog.dest}, nil)
+		add(prog.ref, merge(base, []images.File{{Path: prog.dest, Mode: prog.mode, Data: data}}), prog.entry, prog.cmd)
 	}
 	etcd, err := b.goProgram(b.mainMod, "go.etcd.io/etcd/server/v3")
 	if err != nil {
@@ -262,5 +259,3 @@ func (b *imageBuilder) srcFiles(dir string, names map[string]string) ([]images.F
 	}
 	return files, nil
 }
-
-func hostArch() string { return runtime.GOARCH }
