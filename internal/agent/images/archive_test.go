@@ -68,14 +68,15 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func TestWriteArchiveStructure(t *testing.T) {
-	img := testImage()
+// writeAndRead writes img as an archive and returns its one manifest entry
+// and its files.
+func writeAndRead(t *testing.T, img Image) (manifestEntry, map[string]tarEntry) {
+	t.Helper()
 	var buf bytes.Buffer
 	if err := WriteArchive(&buf, img); err != nil {
 		t.Fatal(err)
 	}
 	_, files := readTar(t, buf.Bytes())
-
 	var manifest []manifestEntry
 	if err := json.Unmarshal(files["manifest.json"].data, &manifest); err != nil {
 		t.Fatalf("manifest.json: %v", err)
@@ -83,7 +84,12 @@ func TestWriteArchiveStructure(t *testing.T) {
 	if len(manifest) != 1 || len(manifest[0].Layers) != 1 {
 		t.Fatalf("manifest %+v", manifest)
 	}
-	m := manifest[0]
+	return manifest[0], files
+}
+
+func TestWriteArchiveStructure(t *testing.T) {
+	img := testImage()
+	m, files := writeAndRead(t, img)
 	if len(m.RepoTags) != 1 || m.RepoTags[0] != "k3ha/test:1" {
 		t.Errorf("RepoTags %v, want [k3ha/test:1]", m.RepoTags)
 	}
@@ -172,23 +178,15 @@ func TestWriteArchiveLinksDirsOwners(t *testing.T) {
 			{Path: "/home/user", Dir: true, UID: 1000, GID: 50000},
 			{Path: "/usr/local/bin/nnp", Mode: 0o4755, Data: []byte("nnp")},
 		}}
-	var buf bytes.Buffer
-	if err := WriteArchive(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	_, files := readTar(t, buf.Bytes())
-	var manifest []manifestEntry
-	if err := json.Unmarshal(files["manifest.json"].data, &manifest); err != nil {
-		t.Fatal(err)
-	}
+	m, files := writeAndRead(t, img)
 	var cfg imageConfig
-	if err := json.Unmarshal(files[manifest[0].Config].data, &cfg); err != nil {
+	if err := json.Unmarshal(files[m.Config].data, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Config.User != "1234" {
 		t.Errorf("config user %q, want 1234", cfg.Config.User)
 	}
-	order, entries := readTar(t, files[manifest[0].Layers[0]].data)
+	order, entries := readTar(t, files[m.Layers[0]].data)
 	want := []string{"bin/", "bin/busybox", "bin/sh", "home/", "home/user/", "tmp/", "tmp/keep", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/nnp"}
 	if strings.Join(order, " ") != strings.Join(want, " ") {
 		t.Errorf("layer entries %v, want %v", order, want)
