@@ -139,6 +139,6 @@ $(CONFORMANCE)/ginkgo: conformance/go.mod conformance/go.sum
 # HA topology, CONFORMANCE_FOCUS to run part of it. Writes
 # conformance/RESULTS.md and the JUnit report beside it.
 conformance: conformance-tools build
-	@for p in busybox:busybox-static dig:bind9-dnsutils curl:curl; do command -v $${p%%:*} >/dev/null || \
+	@for p in busybox:busybox-static dig:bind9-dnsutils curl:curl nc.openbsd:netcat-openbsd; do command -v $${p%%:*} >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $${p#*:}; }; done
 	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags conformance -count=1 -p 1 -timeout 5h -v ./test/conformance/

@@ -62,14 +62,21 @@ func TestConformance(t *testing.T) {
 	t.Logf("%d test images built in %v", len(archives), time.Since(begin).Round(time.Second))
 
 	n := harness.NewNetwork(t)
+	// Specs that pull with policy Always reach registry.k8s.io through a
+	// mirror on the test network that serves the same images.
+	registries, err := startMirror(t, n, archives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeArgs := []string{"--private-registry", registries}
 	var nodes []*cluster.Server
-	first := cluster.NewServer(t, k3haBin, n.AddHost(t, "s1"), serverArgs(servers, "")...)
+	first := cluster.NewServer(t, k3haBin, n.AddHost(t, "s1"), append(serverArgs(servers, ""), nodeArgs...)...)
 	nodes = append(nodes, first)
 	addImages(t, first, archives)
 	first.Start()
 	first.WaitReady()
 	for i := 2; i <= servers; i++ {
-		s := cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("s%d", i)), serverArgs(servers, first.URL())...)
+		s := cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("s%d", i)), append(serverArgs(servers, first.URL()), nodeArgs...)...)
 		s.Env = []string{"K3HA_TOKEN=" + first.Token()}
 		addImages(t, s, archives)
 		s.Start()
@@ -77,7 +84,7 @@ func TestConformance(t *testing.T) {
 		nodes = append(nodes, s)
 	}
 	for i := 1; i <= 2; i++ {
-		a := cluster.NewAgent(t, k3haBin, n.AddHost(t, fmt.Sprintf("a%d", i)), first.URL(), first.Token())
+		a := cluster.NewAgent(t, k3haBin, n.AddHost(t, fmt.Sprintf("a%d", i)), first.URL(), first.Token(), nodeArgs...)
 		addImages(t, a, archives)
 		a.Start()
 		nodes = append(nodes, a)
@@ -147,11 +154,42 @@ func serverArgs(servers int, join string) []string {
 
 func addImages(t *testing.T, node *cluster.Server, archives map[string][]byte) {
 	t.Helper()
-	for name, data := range archives {
-		if err := cluster.AddImage(node.DataDir(), name, data); err != nil {
+	for ref, data := range archives {
+		if err := cluster.AddImage(node.DataDir(), strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar", data); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// startMirror runs a registry on its own test host, pushes the images of
+// registry.k8s.io into it, and returns a registries.yaml that makes it
+// that registry's mirror (TLS with its own CA, basic auth).
+func startMirror(t *testing.T, n *harness.Network, archives map[string][]byte) (string, error) {
+	bin := filepath.Join(t.TempDir(), "registry")
+	if err := cluster.BuildRegistry(bin); err != nil {
+		return "", err
+	}
+	reg := cluster.StartRegistry(t, bin, n.AddHost(t, "registry"))
+	for ref, data := range archives {
+		path, ok := strings.CutPrefix(ref, "registry.k8s.io/")
+		if !ok {
+			continue
+		}
+		repo, tag, _ := strings.Cut(path, ":")
+		if err := reg.Push(repo, tag, data); err != nil {
+			return "", fmt.Errorf("push %s to the mirror: %w", ref, err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "registries.yaml")
+	content := fmt.Sprintf(`mirrors:
+  registry.k8s.io:
+    endpoint: ["https://%s"]
+configs:
+  "%s":
+    auth: {username: %s, password: %q}
+    tls: {ca_file: %s}
+`, reg.Addr(), reg.Addr(), reg.User, reg.Password, reg.CAFile)
+	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
 // outsideKubeconfig is the server's admin kubeconfig, pointed at its

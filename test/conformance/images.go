@@ -14,11 +14,11 @@ import (
 )
 
 // hostPackages are the Debian packages whose programs the test images carry
-// (the module proxy serves no C sources): busybox for the applets, bash as
-// the shell (busybox 1.35's ash drops environment variables whose names are
-// not shell names, which upstream's busybox 1.37 keeps and a spec checks),
-// dig for the DNS probes, curl for the HTTP ones.
-var hostPackages = map[string]string{"/bin/busybox": "busybox-static", "/bin/bash": "bash", "/usr/bin/dig": "bind9-dnsutils", "/usr/bin/curl": "curl", "/usr/bin/getent": "libc-bin"}
+// (the module proxy serves no C sources): busybox for the applets and sh,
+// bash, dig for the DNS probes, curl and OpenBSD's nc for the HTTP and
+// Service ones, getent for glibc's resolver.
+var hostPackages = map[string]string{"/bin/busybox": "busybox-static", "/bin/bash": "bash", "/usr/bin/dig": "bind9-dnsutils",
+	"/usr/bin/curl": "curl", "/bin/nc.openbsd": "netcat-openbsd", "/usr/bin/getent": "libc-bin"}
 
 // upstream is where upstream keeps the test images' sources.
 func upstream() (string, error) {
@@ -40,7 +40,7 @@ type imageBuilder struct {
 	arch    string // the host's: the Debian programs are the host's own
 }
 
-// build returns every image as file name → docker archive.
+// build returns every image as its name → docker archive.
 func (b *imageBuilder) build() (map[string][]byte, error) {
 	for path, pkg := range hostPackages {
 		if _, err := os.Stat(path); err != nil {
@@ -48,6 +48,10 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 		}
 	}
 	base, err := b.base()
+	if err != nil {
+		return nil, err
+	}
+	bbImage, err := busybox(false)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +65,7 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 	}
 	const repo = "registry.k8s.io/e2e-test-images/"
 	for _, tag := range []string{"1.37.0-2", "1.36.1-1"} {
-		add(repo+"busybox:"+tag, base, nil, []string{"sh"})
+		add(repo+"busybox:"+tag, bbImage, nil, []string{"sh"})
 	}
 	for _, tag := range []string{"2.66.1", "2.55"} {
 		add(repo+"agnhost:"+tag, agnhost, []string{"/agnhost"}, []string{"pause"})
@@ -116,14 +120,16 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 		if err := images.WriteArchive(&buf, img); err != nil {
 			return nil, err
 		}
-		out[strings.NewReplacer("/", "_", ":", "_").Replace(img.Ref)+".tar"] = buf.Bytes()
+		out[img.Ref] = buf.Bytes()
 	}
 	return out, nil
 }
 
-// base is what every image has: busybox's applets, bash as sh, dig,
-// curl and getent, and the users and groups of an Alpine image.
-func (b *imageBuilder) base() ([]images.File, error) {
+// busybox is Debian's static busybox with a link per applet: all in /bin
+// as in the busybox image (a spec runs /bin/sysctl), or where Alpine puts
+// them (/sbin, /usr/bin). Its ash is /bin/sh: specs compare its error
+// messages word for word.
+func busybox(alpine bool) ([]images.File, error) {
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		return nil, err
@@ -146,14 +152,29 @@ func (b *imageBuilder) base() ([]images.File, error) {
 		if p == "bin/busybox" {
 			continue
 		}
+		if !alpine {
+			p = "bin/" + filepath.Base(p)
+		}
 		rel, err := filepath.Rel(filepath.Dir("/"+p), "/bin/busybox")
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, images.File{Path: "/" + p, Link: rel})
 	}
+	return merge(files), nil
+}
+
+// base is what the Alpine-based images have: busybox's applets, and
+// from Debian bash, dig, curl, OpenBSD's nc (specs run `nc -v -z`, which
+// busybox's lacks) and getent.
+func (b *imageBuilder) base() ([]images.File, error) {
+	files, err := busybox(true)
+	if err != nil {
+		return nil, err
+	}
 	var progs []images.File
-	for _, p := range []struct{ path, dest string }{{"/bin/bash", "/bin/bash"}, {"/usr/bin/dig", "/usr/bin/dig"}, {"/usr/bin/curl", "/usr/bin/curl"}, {"/usr/bin/getent", "/usr/bin/getent"}} {
+	for _, p := range []struct{ path, dest string }{{"/bin/bash", "/bin/bash"}, {"/usr/bin/dig", "/usr/bin/dig"},
+		{"/usr/bin/curl", "/usr/bin/curl"}, {"/bin/nc.openbsd", "/usr/bin/nc"}, {"/usr/bin/getent", "/usr/bin/getent"}} {
 		f, err := dynamicProgram("", p.path, p.dest)
 		if err != nil {
 			return nil, err
@@ -166,7 +187,7 @@ func (b *imageBuilder) base() ([]images.File, error) {
 			progs = append(progs, images.File{Path: lib, Mode: 0o755, Data: data})
 		}
 	}
-	return merge(files, progs, []images.File{{Path: "/bin/sh", Link: "bash"}}), nil
+	return merge(files, progs), nil
 }
 
 // agnhost follows test/images/agnhost/Dockerfile: the program at /agnhost
