@@ -19,7 +19,7 @@ func Apply(s Settings) {
 	if s.LimitFrom == "default" && s.MemoryLimit != math.MaxInt64 {
 		debug.SetMemoryLimit(s.MemoryLimit)
 	}
-	gc, limit := Current()
+	gc, limit := current()
 	attrs := []any{"gc-percent", gc, "gc-percent-from", s.GCFrom, "memory-limit-from", s.LimitFrom}
 	if limit == math.MaxInt64 {
 		attrs = append(attrs, "memory-limit", "none")
@@ -29,8 +29,8 @@ func Apply(s Settings) {
 	slog.Info("go garbage collector set", attrs...)
 }
 
-// Current reads the GC percent and memory limit the runtime uses now.
-func Current() (gcPercent int64, memoryLimit int64) {
+// current reads the GC percent and memory limit the runtime uses now.
+func current() (gcPercent int64, memoryLimit int64) {
 	samples := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(samples)
 	return int64(samples[0].Value.Uint64()), int64(samples[1].Value.Uint64())

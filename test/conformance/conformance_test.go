@@ -194,16 +194,7 @@ func startMirror(t *testing.T, n *harness.Network, archives map[string][]byte) (
 			return "", fmt.Errorf("push %s to the mirror: %w", ref, err)
 		}
 	}
-	path := filepath.Join(t.TempDir(), "registries.yaml")
-	content := fmt.Sprintf(`mirrors:
-  registry.k8s.io:
-    endpoint: ["https://%s"]
-configs:
-  "%s":
-    auth: {username: %s, password: %q}
-    tls: {ca_file: %s}
-`, reg.Addr(), reg.Addr(), reg.User, reg.Password, reg.CAFile)
-	return path, os.WriteFile(path, []byte(content), 0o600)
+	return reg.MirrorConfig(t, "registry.k8s.io", reg.Password), nil
 }
 
 // outsideKubeconfig is the server's admin kubeconfig, pointed at its

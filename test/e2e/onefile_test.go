@@ -73,23 +73,6 @@ func nodeTool(t *testing.T, bin, dataDir string, args ...string) (string, error)
 	return string(out), err
 }
 
-func registriesYAML(t *testing.T, reg *cluster.Registry, password string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "registries.yaml")
-	content := fmt.Sprintf(`mirrors:
-  registry.k3ha.test:
-    endpoint: ["https://%s"]
-configs:
-  "%s":
-    auth: {username: %s, password: %q}
-    tls: {ca_file: %s}
-`, reg.Addr(), reg.Addr(), reg.User, password, reg.CAFile)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestOneFile runs a server and an agent from bin/k3ha alone, on a PATH
 // without runc or containerd's tools (the suite's TestMain sees to that),
 // and checks what the one file brings: crictl and ctr, image pulls through
@@ -106,7 +89,7 @@ func TestOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s1 := newServer(t, n.AddHost(t, "s1"), "--private-registry", registriesYAML(t, reg, reg.Password),
+	s1 := newServer(t, n.AddHost(t, "s1"), "--private-registry", reg.MirrorConfig(t, "registry.k3ha.test", reg.Password),
 		"--disable", "metrics-server,local-storage")
 	s1.Env = []string{"K3HA_TOKEN=" + haToken}
 	notify := listenNotify(t, func() bool { return s1.Proc != nil && strings.Contains(s1.Proc.Log(), "k3ha is ready") })
@@ -115,7 +98,7 @@ func TestOneFile(t *testing.T) {
 	s1.WaitReady()
 
 	agentToken := readFile(t, filepath.Join(s1.DataDir(), "server", "agent-token"))
-	a1 := cluster.NewAgent(t, k3haBin, n.AddHost(t, "a1"), s1.URL(), agentToken, "--private-registry", registriesYAML(t, reg, "wrong-password"))
+	a1 := cluster.NewAgent(t, k3haBin, n.AddHost(t, "a1"), s1.URL(), agentToken, "--private-registry", reg.MirrorConfig(t, "registry.k3ha.test", "wrong-password"))
 	withTestImage(t, a1)
 	a1.Start()
 	waitNodeReady(t, s1, "s1")

@@ -89,6 +89,26 @@ auth: {htpasswd: {realm: k3ha-e2e, path: %s}}
 // Addr is the registry's host:port.
 func (r *Registry) Addr() string { return net.JoinHostPort(r.Host.IP.String(), "5000") }
 
+// MirrorConfig writes a registries.yaml (K3s's format, for a node's
+// --private-registry) that makes this registry the mirror of mirrorOf, with
+// its CA and the given password for its user, and returns its path.
+func (r *Registry) MirrorConfig(t testing.TB, mirrorOf, password string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registries.yaml")
+	content := fmt.Sprintf(`mirrors:
+  %s:
+    endpoint: ["https://%s"]
+configs:
+  "%s":
+    auth: {username: %s, password: %q}
+    tls: {ca_file: %s}
+`, mirrorOf, r.Addr(), r.Addr(), r.User, password, r.CAFile)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Push uploads an image archive (docker-archive, one layer) as repo:tag,
 // through the registry's HTTP API.
 func (r *Registry) Push(repo, tag string, archive []byte) error {
