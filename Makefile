@@ -128,17 +128,19 @@ clean:
 CONFORMANCE := bin/conformance
 E2E_LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(K8S_VERSION) \
 	-X $(p).gitMajor=$(MAJOR) -X $(p).gitMinor=$(MINOR) -X $(p).gitTreeState=clean)
-conformance-tools: $(CONFORMANCE)/e2e.test $(CONFORMANCE)/ginkgo
+conformance-tools: $(CONFORMANCE)/e2e.test $(CONFORMANCE)/ginkgo $(CONFORMANCE)/busybox
 $(CONFORMANCE)/e2e.test: conformance/go.mod conformance/go.sum
 	cd conformance && go test -c -trimpath -ldflags '$(E2E_LDFLAGS)' -o $(CURDIR)/$@ k8s.io/kubernetes/test/e2e
 $(CONFORMANCE)/ginkgo: conformance/go.mod conformance/go.sum
 	cd conformance && go build -trimpath -o $(CURDIR)/$@ github.com/onsi/ginkgo/v2/ginkgo
+$(CONFORMANCE)/busybox: conformance/busybox.sh
+	conformance/busybox.sh $@ $(CONFORMANCE)/work/busybox
 
 # The whole conformance suite on a cluster in network namespaces (about an
 # hour on two cores; not part of make test): CONFORMANCE_SERVERS=3 for the
 # HA topology, CONFORMANCE_FOCUS to run part of it. Writes
 # conformance/RESULTS.md and the JUnit report beside it.
 conformance: conformance-tools build
-	@for p in busybox:busybox-static dig:bind9-dnsutils curl:curl nc.openbsd:netcat-openbsd; do command -v $${p%%:*} >/dev/null || \
+	@for p in dig:bind9-dnsutils curl:curl nc.openbsd:netcat-openbsd; do command -v $${p%%:*} >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $${p#*:}; }; done
 	K3HA_BIN=$(CURDIR)/bin/k3ha go test -tags conformance -count=1 -p 1 -timeout 5h -v ./test/conformance/

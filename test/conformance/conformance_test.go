@@ -53,7 +53,8 @@ func TestConformance(t *testing.T) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b := &imageBuilder{work: work, confMod: filepath.Join(root, "conformance"), mainMod: root, src: src, arch: runtime.GOARCH}
+	b := &imageBuilder{work: work, confMod: filepath.Join(root, "conformance"), mainMod: root, src: src, arch: runtime.GOARCH,
+		busybox: filepath.Join(root, "bin", "conformance", "busybox")}
 	begin := time.Now()
 	archives, err := b.build()
 	if err != nil {

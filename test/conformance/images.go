@@ -14,10 +14,10 @@ import (
 )
 
 // hostPackages are the Debian packages whose programs the test images carry
-// (the module proxy serves no C sources): busybox for the applets and sh,
-// bash, dig for the DNS probes, curl and OpenBSD's nc for the HTTP and
-// Service ones, getent for glibc's resolver.
-var hostPackages = map[string]string{"/bin/busybox": "busybox-static", "/bin/bash": "bash", "/usr/bin/dig": "bind9-dnsutils",
+// (the module proxy serves no C sources): bash, dig for the DNS probes,
+// curl and OpenBSD's nc for the HTTP and Service ones, getent for glibc's
+// resolver. busybox is built from its release (conformance/busybox.sh).
+var hostPackages = map[string]string{"/bin/bash": "bash", "/usr/bin/dig": "bind9-dnsutils",
 	"/usr/bin/curl": "curl", "/bin/nc.openbsd": "netcat-openbsd", "/usr/bin/getent": "libc-bin"}
 
 // upstream is where upstream keeps the test images' sources.
@@ -37,6 +37,7 @@ type imageBuilder struct {
 	confMod string // conformance/ (upstream's test programs)
 	mainMod string // the repository root (etcd)
 	src     string // k8s.io/kubernetes/test/images
+	busybox string // upstream's static busybox, built by make conformance-tools
 	arch    string // the host's: the Debian programs are the host's own
 }
 
@@ -47,11 +48,14 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 			return nil, fmt.Errorf("%s is missing: apt-get install %s", path, pkg)
 		}
 	}
+	if _, err := os.Stat(b.busybox); err != nil {
+		return nil, fmt.Errorf("%s is missing: run make conformance-tools", b.busybox)
+	}
 	base, err := b.base()
 	if err != nil {
 		return nil, err
 	}
-	bbImage, err := busybox(false)
+	bbImage, err := b.busyboxFiles(false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,16 +129,16 @@ func (b *imageBuilder) build() (map[string][]byte, error) {
 	return out, nil
 }
 
-// busybox is Debian's static busybox with a link per applet: all in /bin
-// as in the busybox image (a spec runs /bin/sysctl), or where Alpine puts
-// them (/sbin, /usr/bin). Its ash is /bin/sh: specs compare its error
-// messages word for word.
-func busybox(alpine bool) ([]images.File, error) {
-	bb, err := os.ReadFile("/bin/busybox")
+// busyboxFiles is upstream's static busybox with a link per applet: all in
+// /bin as in the busybox image (a spec runs /bin/sysctl), or where Alpine
+// puts them (/sbin, /usr/bin). Its ash is /bin/sh: specs compare its error
+// messages word for word, and print variables whose names are not shell names.
+func (b *imageBuilder) busyboxFiles(alpine bool) ([]images.File, error) {
+	bb, err := os.ReadFile(b.busybox)
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command("/bin/busybox", "--list-full").Output()
+	out, err := exec.Command(b.busybox, "--list-full").Output()
 	if err != nil {
 		return nil, fmt.Errorf("busybox --list-full: %w", err)
 	}
@@ -168,7 +172,7 @@ func busybox(alpine bool) ([]images.File, error) {
 // from Debian bash, dig, curl, OpenBSD's nc (specs run `nc -v -z`, which
 // busybox's lacks) and getent.
 func (b *imageBuilder) base() ([]images.File, error) {
-	files, err := busybox(true)
+	files, err := b.busyboxFiles(true)
 	if err != nil {
 		return nil, err
 	}
