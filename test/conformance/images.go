@@ -170,7 +170,7 @@ func (b *imageBuilder) busyboxFiles(alpine bool) ([]images.File, error) {
 
 // base is what the Alpine-based images have: busybox's applets, and
 // from Debian bash, dig, curl, OpenBSD's nc (specs run `nc -v -z`, which
-// busybox's lacks) and getent.
+// busybox's lacks) and getent; an os-release naming Alpine.
 func (b *imageBuilder) base() ([]images.File, error) {
 	files, err := b.busyboxFiles(true)
 	if err != nil {
@@ -191,7 +191,11 @@ func (b *imageBuilder) base() ([]images.File, error) {
 			progs = append(progs, images.File{Path: lib, Mode: 0o755, Data: data})
 		}
 	}
-	return merge(files, progs), nil
+	// An image volume spec reads the kitten image's /etc/os-release and
+	// expects upstream's base, Alpine, to be named there.
+	osRelease := images.File{Path: "/etc/os-release", Mode: 0o644, Data: []byte("NAME=\"Alpine Linux\"\nID=alpine\n" +
+		"PRETTY_NAME=\"Alpine Linux layout (k3ha conformance test image)\"\n")}
+	return merge(files, progs, []images.File{osRelease}), nil
 }
 
 // agnhost follows test/images/agnhost/Dockerfile: the program at /agnhost
