@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,6 +91,9 @@ func Collect(l layout.Server) (Data, error) {
 	}
 	return d, nil
 }
+
+// Equal reports whether d and o hold the same files, byte for byte.
+func (d Data) Equal(o Data) bool { return maps.EqualFunc(d.Files, o.Files, bytes.Equal) }
 
 // Write writes every file of d under l.Root atomically: certificates and
 // public keys 0644, everything else 0600. All paths are checked before

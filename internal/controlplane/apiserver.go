@@ -43,23 +43,60 @@ type APIServer struct {
 	NodeName string
 
 	component.Runner
+	runCtx   context.Context
+	built    chan struct{} // closed when prepared or buildErr is set
+	prepared interface{ Run(context.Context) error }
+	buildErr error
 	loopback *rest.Config
 }
 
 func (a *APIServer) Name() string { return "kube-apiserver" }
 
-// Start configures the apiserver and starts serving; WaitReady tells when it can answer.
+// Build configures the apiserver in the background, so that start-up can
+// overlap it with the datastore's start; Start then only runs it. The
+// build only reads from the datastore (its watch caches begin to list), so
+// a start that fails after it has changed nothing. Call at most once,
+// before Start.
+func (a *APIServer) Build(ctx context.Context) {
+	a.runCtx = a.Context(ctx)
+	a.built = make(chan struct{})
+	go func() {
+		defer close(a.built)
+		begin := time.Now()
+		a.prepared, a.buildErr = a.prepare(a.runCtx)
+		if a.buildErr == nil {
+			slog.Info("kube-apiserver prepared", "took", time.Since(begin).Round(time.Millisecond))
+		}
+	}()
+}
+
+// Start serves the apiserver, built first unless Build was called;
+// WaitReady tells when it can answer.
 func (a *APIServer) Start(ctx context.Context) error {
-	runCtx := a.Context(ctx)
-	begin := time.Now()
-	prepared, err := a.prepare(runCtx)
-	if err != nil {
-		a.Abort()
-		return err
+	if a.built == nil {
+		a.Build(ctx)
 	}
-	slog.Info("kube-apiserver prepared", "took", time.Since(begin).Round(time.Millisecond))
-	a.Run(runCtx, prepared.Run)
+	select {
+	case <-a.built:
+	case <-ctx.Done():
+		a.Abort()
+		return ctx.Err()
+	}
+	if a.buildErr != nil {
+		a.Abort()
+		return a.buildErr
+	}
+	a.Run(a.runCtx, a.prepared.Run)
 	return nil
+}
+
+// Discard drops a build that Start will not run, once the build has
+// finished (two builds at once would race on the process's globals).
+func (a *APIServer) Discard() {
+	a.Abort()
+	if a.built != nil {
+		<-a.built
+	}
 }
 
 // prepare goes the way of kube-apiserver's own command: flags → options →

@@ -69,6 +69,10 @@ type plan struct {
 	undoOnFailure bool
 	token         token.Token
 	agent         bool
+	// buildAPIServerEarly builds the apiserver while etcd starts: on a new
+	// cluster or a restart the data dir's files are final before etcd
+	// starts. A join takes the cluster's settings only once etcd is up.
+	buildAPIServerEarly bool
 	// components are the packaged components to deploy; disabled the ones
 	// to remove.
 	components, disabled []string
@@ -109,11 +113,13 @@ func decide(cfg *config.Server, f facts) (plan, error) {
 	case datastore.EtcdExisting:
 		p.etcdMode = etcd.Existing
 		p.finishMigration = f.sqliteData
+		p.buildAPIServerEarly = true
 	case datastore.EtcdNew:
 		p.etcdMode = etcd.NewCluster
 		if f.sqliteData {
 			p.migrate, p.etcdMode = true, etcd.Existing
 		}
+		p.buildAPIServerEarly = true
 	case datastore.EtcdJoin:
 		p.etcdMode = etcd.Join
 		if f.token.Username == token.RoleNode {

@@ -42,6 +42,7 @@ func TestDecideDatastore(t *testing.T) {
 		migrate  bool
 		finish   bool
 		undoFail bool
+		early    bool
 	}{
 		{name: "no flags, empty dir: SQLite", kind: datastore.SQLite, undoFail: true},
 		{name: "no flags, SQLite data: SQLite", facts: func(f *facts) { f.fresh, f.sqliteData = false, true }, kind: datastore.SQLite},
@@ -50,19 +51,19 @@ func TestDecideDatastore(t *testing.T) {
 				c.ClusterInit, c.ServerURL, c.DatastoreEndpoint = true, "https://10.0.0.2:6443", "postgres://db"
 			},
 			facts: func(f *facts) { f.fresh, f.etcdData = false, true },
-			kind:  datastore.EtcdExisting, mode: etcd.Existing, ignored: []string{"--cluster-init", "--server", "--datastore-endpoint"}},
-		{name: "etcd data, no flags", facts: func(f *facts) { f.fresh, f.etcdData = false, true }, kind: datastore.EtcdExisting, mode: etcd.Existing},
+			kind:  datastore.EtcdExisting, mode: etcd.Existing, ignored: []string{"--cluster-init", "--server", "--datastore-endpoint"}, early: true},
+		{name: "etcd data, no flags", facts: func(f *facts) { f.fresh, f.etcdData = false, true }, kind: datastore.EtcdExisting, mode: etcd.Existing, early: true},
 		{name: "etcd data and a leftover SQLite file: finish the migration",
 			facts: func(f *facts) { f.fresh, f.etcdData, f.sqliteData = false, true, true },
-			kind:  datastore.EtcdExisting, mode: etcd.Existing, finish: true},
+			kind:  datastore.EtcdExisting, mode: etcd.Existing, finish: true, early: true},
 		{name: "--datastore-endpoint", cfg: func(c *config.Server) { c.DatastoreEndpoint = "postgres://db" }, kind: datastore.External, undoFail: true},
 		{name: "--datastore-endpoint beats --server", cfg: func(c *config.Server) {
 			c.DatastoreEndpoint, c.ServerURL = "postgres://db", "https://10.0.0.2:6443"
 		}, kind: datastore.External, undoFail: true},
-		{name: "--cluster-init: new etcd cluster", cfg: func(c *config.Server) { c.ClusterInit = true }, kind: datastore.EtcdNew, mode: etcd.NewCluster, undoFail: true},
+		{name: "--cluster-init: new etcd cluster", cfg: func(c *config.Server) { c.ClusterInit = true }, kind: datastore.EtcdNew, mode: etcd.NewCluster, undoFail: true, early: true},
 		{name: "--cluster-init with SQLite data: migrate first",
 			cfg: func(c *config.Server) { c.ClusterInit = true }, facts: func(f *facts) { f.fresh, f.sqliteData = false, true },
-			kind: datastore.EtcdNew, mode: etcd.Existing, migrate: true},
+			kind: datastore.EtcdNew, mode: etcd.Existing, migrate: true, early: true},
 		{name: "--server: join", cfg: func(c *config.Server) { c.ServerURL = "https://10.0.0.2:6443" }, kind: datastore.EtcdJoin, mode: etcd.Join, undoFail: true},
 		{name: "--server beats --cluster-init", cfg: func(c *config.Server) { c.ServerURL, c.ClusterInit = "https://10.0.0.2:6443", true },
 			kind: datastore.EtcdJoin, mode: etcd.Join, undoFail: true},
@@ -84,6 +85,9 @@ func TestDecideDatastore(t *testing.T) {
 			}
 			if p.migrate != tc.migrate || p.finishMigration != tc.finish || p.undoOnFailure != tc.undoFail {
 				t.Errorf("migrate=%v finish=%v undo=%v, want %v %v %v", p.migrate, p.finishMigration, p.undoOnFailure, tc.migrate, tc.finish, tc.undoFail)
+			}
+			if p.buildAPIServerEarly != tc.early {
+				t.Errorf("build the apiserver early=%v, want %v", p.buildAPIServerEarly, tc.early)
 			}
 			if p.reset {
 				t.Error("reset planned without --cluster-reset")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/k3ha/k3ha/internal/addons"
 	"github.com/k3ha/k3ha/internal/agent"
+	"github.com/k3ha/k3ha/internal/bootstrap"
 	"github.com/k3ha/k3ha/internal/component"
 	"github.com/k3ha/k3ha/internal/config"
 	"github.com/k3ha/k3ha/internal/controlplane"
@@ -48,6 +49,7 @@ type startup struct {
 	store         store
 	files         prepared
 	api           *controlplane.APIServer
+	apiInputs     bootstrap.Data // the bootstrap files api was built from
 	client        *kubernetes.Clientset
 	sup           *serverSupervisor
 	tokens        *liveTokens // the server's tokens, changed by rotations
@@ -154,12 +156,34 @@ func (s *startup) startEtcd(ctx context.Context) error {
 		return err
 	}
 	e := etcd.New(etcd.Config{Name: n.name, Layout: s.layout, NodeIP: n.ip, ExtraArgs: s.cfg.EtcdArgs}, s.plan.etcdMode, s.joinEndpoints)
+	s.store = e
+	if s.plan.buildAPIServerEarly {
+		if err := s.buildAPIServer(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.mgr.Start(ctx, e); err != nil {
 		return err
 	}
 	s.undo.commit()
-	s.store = e
 	slog.Info("datastore ready", "kind", s.plan.datastore.String(), "member", n.name)
+	return nil
+}
+
+// buildAPIServer makes the apiserver and its supervisor and starts building
+// the apiserver. The tokens it serves are filled in by publishBootstrap.
+func (s *startup) buildAPIServer(ctx context.Context) error {
+	inputs, err := apiServerFiles(s.layout)
+	if err != nil {
+		return err
+	}
+	s.apiInputs = inputs
+	if s.tokens == nil {
+		s.tokens = &liveTokens{layout: s.layout, ca: s.files.serverCA}
+	}
+	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store, s.tokens)
+	s.api = &controlplane.APIServer{Args: s.settings().APIServerArgs(), Listener: s.listener.handOver(), Wrap: s.sup.Wrap, NodeName: s.plan.node.name}
+	s.api.Build(ctx)
 	return nil
 }
 
@@ -184,7 +208,9 @@ func (s *startup) publishBootstrap(ctx context.Context) error {
 			t = newTokens(s.files.serverCA, t.server.Password, stored.Password)
 		}
 	}
-	s.tokens = &liveTokens{layout: s.layout, ca: s.files.serverCA}
+	if s.tokens == nil {
+		s.tokens = &liveTokens{layout: s.layout, ca: s.files.serverCA}
+	}
 	return s.tokens.set(t)
 }
 
@@ -205,8 +231,18 @@ func (s *startup) settings() controlplane.Settings {
 }
 
 func (s *startup) startAPIServer(ctx context.Context) error {
-	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store, s.tokens)
-	s.api = &controlplane.APIServer{Args: s.settings().APIServerArgs(), Listener: s.listener.handOver(), Wrap: s.sup.Wrap, NodeName: s.plan.node.name}
+	if s.api != nil && !s.apiInputsKept() {
+		// The bootstrap data changed files the early build read (settings
+		// rotated while this server was down): build again from them.
+		slog.Info("bootstrap data changed the apiserver's files: building it again")
+		s.api.Discard()
+		s.api = nil
+	}
+	if s.api == nil {
+		if err := s.buildAPIServer(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.mgr.Start(ctx, s.api); err != nil {
 		return err
 	}
@@ -217,6 +253,21 @@ func (s *startup) startAPIServer(ctx context.Context) error {
 	s.sup.useAPI(s.client)
 	slog.Info("kube-apiserver ready", "address", s.listener.Addr().String())
 	return nil
+}
+
+// apiInputsKept reports whether the data dir's bootstrap files are still
+// those the apiserver was built from.
+func (s *startup) apiInputsKept() bool {
+	now, err := apiServerFiles(s.layout)
+	return err == nil && now.Equal(s.apiInputs)
+}
+
+// apiServerFiles are the bootstrap files the apiserver reads: all but the
+// agent token, which the supervisor serves from memory.
+func apiServerFiles(l layout.Server) (bootstrap.Data, error) {
+	d, err := bootstrap.Collect(l)
+	delete(d.Files, relTo(l, l.AgentTokenFile()))
+	return d, err
 }
 
 func (s *startup) startControllers(ctx context.Context) error {

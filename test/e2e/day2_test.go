@@ -167,6 +167,11 @@ func TestDay2(t *testing.T) {
 		if err := kubectlApply(s1, b.String()); err != nil {
 			t.Fatal(err)
 		}
+		s3Config := filepath.Join(s3srv.DataDir(), "server", "cred", "encryption-config.json")
+		preRotation, err := os.ReadFile(s3Config)
+		if err != nil {
+			t.Fatal(err)
+		}
 		out, code := runK3ha(t, s2.Host, "secrets-encrypt", "rotate-keys", "--data-dir", s2.DataDir())
 		if code != 0 || !strings.Contains(out, "All hashes match") {
 			t.Fatalf("rotate-keys: exit %d\n%s", code, out)
@@ -207,8 +212,31 @@ func TestDay2(t *testing.T) {
 		if code == 0 || !strings.Contains(out, "--secrets-encryption: this server has false, the cluster has true") {
 			t.Fatalf("restart without --secrets-encryption: exit %d\n%s", code, tail(out, 10))
 		}
+		// A server that missed the rotation (its config still the old one)
+		// takes the cluster's on restart; its apiserver, built while etcd
+		// started, is built again from it, so every Secret reads.
+		if err := os.WriteFile(s3Config, preRotation, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		s3srv.Start()
 		s3srv.WaitReady()
+		if log := s3srv.Proc.Log(); !strings.Contains(log, "the cluster's settings taken from the datastore") ||
+			!strings.Contains(log, "bootstrap data changed the apiserver's files: building it again") {
+			t.Fatalf("s3 restarted with a stale encryption config without taking the cluster's and rebuilding its apiserver:\n%s", tail(log, 30))
+		}
+		if got, want := readFile(t, s3Config), readFile(t, filepath.Join(s1.DataDir(), "server", "cred", "encryption-config.json")); got != want {
+			t.Fatal("s3's encryption config is not the cluster's after its restart")
+		}
+		for _, i := range []int{0, 199} {
+			if v := s3srv.MustKubectl("get", "secret", fmt.Sprintf("s-%03d", i), "-o", "jsonpath={.data.v}"); v != b64(fmt.Sprintf("value-%d", i)) {
+				t.Fatalf("after the restart, secret s-%03d reads back %q", i, v)
+			}
+		}
+		s3srv.MustKubectl("create", "secret", "generic", "after-stale", "--from-literal=v=x")
+		resp, err = c.Get(context.Background(), "/registry/secrets/default/after-stale")
+		if err != nil || len(resp.Kvs) != 1 || !strings.HasPrefix(string(resp.Kvs[0].Value), "k8s:enc:aescbc:v1:"+active+":") {
+			t.Fatalf("a Secret written through s3 after its restart is not under the active key %s: %v %v", active, resp, err)
+		}
 	})
 
 	var preRotation string
