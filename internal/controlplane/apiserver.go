@@ -48,6 +48,9 @@ type APIServer struct {
 	prepared interface{ Run(context.Context) error }
 	buildErr error
 	loopback *rest.Config
+	// informerName is registered once per process name; a discarded build
+	// gives it back.
+	informerName *cache.InformerName
 }
 
 func (a *APIServer) Name() string { return "kube-apiserver" }
@@ -97,6 +100,7 @@ func (a *APIServer) Discard() {
 	if a.built != nil {
 		<-a.built
 	}
+	a.informerName.Release()
 }
 
 // prepare goes the way of kube-apiserver's own command: flags → options →
@@ -127,6 +131,7 @@ func (a *APIServer) prepare(ctx context.Context) (interface{ Run(context.Context
 		if completed.InformerName, err = cache.NewInformerName("kube-apiserver"); err != nil {
 			return nil, err
 		}
+		a.informerName = completed.InformerName
 	}
 	config, err := app.NewConfig(completed)
 	if err != nil {
