@@ -58,9 +58,13 @@ func (a *APIServer) Name() string { return "kube-apiserver" }
 // Build configures the apiserver in the background, so that start-up can
 // overlap it with the datastore's start; Start then only runs it. The
 // build only reads from the datastore (its watch caches begin to list), so
-// a start that fails after it has changed nothing. Call at most once,
-// before Start.
+// a start that fails after it has changed nothing. A second build of one
+// APIServer would race the first on the process's globals, so it panics;
+// build anew with a new APIServer after Discard.
 func (a *APIServer) Build(ctx context.Context) {
+	if a.built != nil {
+		panic("kube-apiserver: Build called twice on one APIServer")
+	}
 	a.runCtx = a.Context(ctx)
 	a.built = make(chan struct{})
 	go func() {

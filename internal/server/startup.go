@@ -158,9 +158,13 @@ func (s *startup) startEtcd(ctx context.Context) error {
 	e := etcd.New(etcd.Config{Name: n.name, Layout: s.layout, NodeIP: n.ip, ExtraArgs: s.cfg.EtcdArgs}, s.plan.etcdMode, s.joinEndpoints)
 	s.store = e
 	if s.plan.buildAPIServerEarly {
-		if err := s.buildAPIServer(ctx); err != nil {
+		// Recorded to compare after the bootstrap step, which may change them.
+		inputs, err := apiServerFiles(s.layout)
+		if err != nil {
 			return err
 		}
+		s.apiInputs = inputs
+		s.buildAPIServer(ctx)
 	}
 	if err := s.mgr.Start(ctx, e); err != nil {
 		return err
@@ -172,19 +176,13 @@ func (s *startup) startEtcd(ctx context.Context) error {
 
 // buildAPIServer makes the apiserver and its supervisor and starts building
 // the apiserver. The tokens it serves are filled in by publishBootstrap.
-func (s *startup) buildAPIServer(ctx context.Context) error {
-	inputs, err := apiServerFiles(s.layout)
-	if err != nil {
-		return err
-	}
-	s.apiInputs = inputs
+func (s *startup) buildAPIServer(ctx context.Context) {
 	if s.tokens == nil {
 		s.tokens = &liveTokens{layout: s.layout, ca: s.files.serverCA}
 	}
 	s.sup = newSupervisor(s.cfg, s.layout, s.files, s.store, s.tokens)
 	s.api = &controlplane.APIServer{Args: s.settings().APIServerArgs(), Listener: s.listener.handOver(), Wrap: s.sup.Wrap, NodeName: s.plan.node.name}
 	s.api.Build(ctx)
-	return nil
 }
 
 // publishBootstrap stores or checks the cluster's bootstrap data; the
@@ -239,9 +237,7 @@ func (s *startup) startAPIServer(ctx context.Context) error {
 		s.api = nil
 	}
 	if s.api == nil {
-		if err := s.buildAPIServer(ctx); err != nil {
-			return err
-		}
+		s.buildAPIServer(ctx)
 	}
 	if err := s.mgr.Start(ctx, s.api); err != nil {
 		return err

@@ -141,7 +141,7 @@ func (s *Server) WaitReady() {
 	s.T.Helper()
 	harness.WaitFor(s.T, ReadyTimeout, s.Name+" ready", func() (bool, error) {
 		if s.Proc.Exited() {
-			s.T.Fatalf("%s exited while starting:\n%s", s.Name, Tail(s.Proc.Log(), 30))
+			s.T.Fatalf("%s exited while starting (%s):\n%s", s.Name, s.Proc.ExitStatus(), ExitReport(s.Proc.Log()))
 		}
 		return s.Ready()
 	})
@@ -152,7 +152,7 @@ func (s *Server) Stop(timeout time.Duration) time.Duration {
 	s.T.Helper()
 	begin := time.Now()
 	if err := s.Proc.Stop(timeout); err != nil {
-		s.T.Fatalf("%s did not stop cleanly on SIGTERM: %v\n%s", s.Name, err, Tail(s.Proc.Log(), 30))
+		s.T.Fatalf("%s did not stop cleanly on SIGTERM: %v\n%s", s.Name, err, ExitReport(s.Proc.Log()))
 	}
 	return time.Since(begin)
 }
@@ -242,6 +242,33 @@ func RunK3ha(t testing.TB, bin string, host *harness.Host, args ...string) (stri
 	}
 	t.Fatalf("k3ha %s: %v\n%s", strings.Join(args, " "), err, out)
 	return "", -1
+}
+
+// ExitReport is what a test shows of a server's log when the server failed:
+// its last lines, and before them its last errors, which a burst of retries
+// at the end would otherwise hide.
+func ExitReport(log string) string {
+	const tailLines, errorLines = 30, 10
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	tailFrom := max(0, len(lines)-tailLines)
+	var errs []string
+	for _, l := range lines[:tailFrom] {
+		if isErrorLine(l) {
+			errs = append(errs, l)
+		}
+	}
+	tail := strings.Join(lines[tailFrom:], "\n")
+	if len(errs) == 0 {
+		return tail
+	}
+	errs = errs[max(0, len(errs)-errorLines):]
+	return "last errors before the tail:\n" + strings.Join(errs, "\n") + "\n...\n" + tail
+}
+
+// isErrorLine matches an error logged by k3ha (slog's text format), a Go
+// panic or a fatal runtime error.
+func isErrorLine(l string) bool {
+	return strings.Contains(l, "level=ERROR") || strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "Error: ")
 }
 
 // Tail returns the last n lines of s.

@@ -59,6 +59,15 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// ExitStatus says how the process ended ("exit status 1", "signal:
+// killed"), or that it still runs.
+func (p *Process) ExitStatus() string {
+	if !p.Exited() {
+		return "running"
+	}
+	return p.Cmd.ProcessState.String()
+}
+
 // Signal sends sig to the process itself (not its group). It goes through
 // os.Process, which refuses to signal a reaped process whose PID might
 // already belong to someone else.
