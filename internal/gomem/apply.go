@@ -45,7 +45,8 @@ const startupSettles = 20 * time.Second
 // fully and returns its free pages to the OS, once. A start builds large
 // transient structures (OpenAPI specs, first lists of every informer) that
 // the runtime would otherwise keep resident until the heap grows to twice
-// their size. Call it when the process is ready.
+// their size. It also pages out the binary's code start-up ran (see
+// pageOutBinary). Call it when the process is ready.
 func ReleaseStartup(ctx context.Context) {
 	select {
 	case <-ctx.Done():
@@ -54,7 +55,13 @@ func ReleaseStartup(ctx context.Context) {
 	}
 	before := heapInUse()
 	debug.FreeOSMemory()
-	slog.Info("start-up memory released", "heap-in-use-mib-before", before>>20, "heap-in-use-mib-after", heapInUse()>>20)
+	attrs := []any{"heap-in-use-mib-before", before >> 20, "heap-in-use-mib-after", heapInUse() >> 20}
+	binBefore, binAfter, err := pageOutBinary()
+	attrs = append(attrs, "binary-resident-mib-before", binBefore>>20, "binary-resident-mib-after", binAfter>>20)
+	if err != nil {
+		attrs = append(attrs, "binary-page-out-error", err)
+	}
+	slog.Info("start-up memory released", attrs...)
 }
 
 func heapInUse() uint64 {

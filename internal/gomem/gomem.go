@@ -63,17 +63,26 @@ func MemTotal() (int64, error) {
 }
 
 func parseMemTotal(meminfo []byte) (int64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	n, err := kibField(meminfo, "MemTotal:")
+	if err != nil {
+		return 0, fmt.Errorf("/proc/meminfo: %w", err)
+	}
+	return n, nil
+}
+
+// kibField reads a "Name:   123 kB" line of a /proc file, in bytes.
+func kibField(data []byte, name string) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		rest, ok := strings.CutPrefix(sc.Text(), name)
 		if !ok {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("MemTotal in /proc/meminfo: %w", err)
+			return 0, fmt.Errorf("%s %w", name, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("no MemTotal in /proc/meminfo")
+	return 0, fmt.Errorf("no %s line", strings.TrimSuffix(name, ":"))
 }

@@ -2,6 +2,7 @@ package gomem
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -44,5 +45,36 @@ func TestParseMemTotal(t *testing.T) {
 	}
 	if _, err := parseMemTotal([]byte("MemTotal: lots\n")); err == nil {
 		t.Fatal("unparsable MemTotal: want an error")
+	}
+}
+
+func TestBinaryCode(t *testing.T) {
+	maps := `00400000-032d3000 r--p 00000000 fd:01 1234 /usr/local/bin/k3ha
+032d3000-09162000 r-xp 02ed3000 fd:01 1234 /usr/local/bin/k3ha
+09162000-0fefc000 r--p 08d62000 fd:01 1234 /usr/local/bin/k3ha
+0fefc000-10104000 rw-p 0fafb000 fd:01 1234 /usr/local/bin/k3ha
+10104000-12345000 rw-p 00000000 00:00 0
+7f0000000000-7f0000001000 r-xp 00000000 fd:01 999 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f0000002000-7f0000003000 r-xp 00000000 08:02 1234 /mnt/other/file
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+`
+	got := binaryCode([]byte(maps), "fd:01", 1234)
+	want := []codeRange{{0x400000, 0x32d3000}, {0x32d3000, 0x9162000}, {0x9162000, 0xfefc000}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("binaryCode = %x, want the three read-only mappings of the binary only: %x", got, want)
+	}
+	if got := binaryCode([]byte("garbage\n\n"), "fd:01", 1234); len(got) != 0 {
+		t.Fatalf("unparsable maps gave %x", got)
+	}
+}
+
+func TestPageOutBinary(t *testing.T) {
+	before, after, err := pageOutBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("resident pages of the binary: %d KiB before, %d KiB after", before>>10, after>>10)
+	if before <= 0 || after >= before {
+		t.Fatalf("the test binary's resident pages: %d before paging out, %d after", before, after)
 	}
 }

@@ -105,6 +105,7 @@ func TestSingleServer(t *testing.T) {
 		}
 		checkGC(t, s, "50", strconv.FormatInt(mem/2, 10))
 		s.WaitLog(t, time.Minute, "start-up memory released")
+		checkBinaryPagedOut(t, s.Proc.Log())
 		if !strings.Contains(s.Proc.Log(), "gc-percent=50 gc-percent-from=default memory-limit-from=default memory-limit-mib="+strconv.FormatInt(mem>>21, 10)) {
 			t.Fatalf("the collector's settings are not logged:\n%s", tail(s.Proc.Log(), 40))
 		}
@@ -287,6 +288,22 @@ func checkGC(t *testing.T, s *cluster.Server, gcPercent, memLimit string) {
 			t.Errorf("%s = %q, want %s", name, got, want)
 		}
 	}
+}
+
+// checkBinaryPagedOut requires the start-up release to have paged out
+// part of the binary: fewer of its pages resident after than before.
+func checkBinaryPagedOut(t *testing.T, log string) {
+	t.Helper()
+	m := regexp.MustCompile(`msg="start-up memory released".* binary-resident-mib-before=(\d+) binary-resident-mib-after=(\d+)(.*)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no start-up release with the binary's resident size logged:\n%s", tail(log, 40))
+	}
+	before, _ := strconv.Atoi(m[1])
+	after, _ := strconv.Atoi(m[2])
+	if strings.Contains(m[3], "binary-page-out-error") || after >= before {
+		t.Fatalf("the binary's start-up pages were not paged out: %s", m[0])
+	}
+	t.Logf("binary resident: %d MiB before the start-up release, %d MiB after", before, after)
 }
 
 // metricValue is the value of an unlabelled metric in a Prometheus text page.
