@@ -42,6 +42,7 @@ func Run(ctx context.Context, cfg *config.Agent) error {
 		return fmt.Errorf("--token-file %s is empty: put the cluster's token in it", cfg.TokenFile)
 	}
 	mgr := component.NewManager()
+	defer gomem.WarmBinary() // after the components stopped
 	defer mgr.Stop(component.StopEach, component.StopAll)
 	if err := Start(ctx, mgr, Options{DataDir: cfg.DataDir, ServerURL: cfg.ServerURL, Token: tok,
 		NodeName: name, NodeIP: ip, Node: cfg.Node}); err != nil {

@@ -55,6 +55,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	}
 
 	mgr := component.NewManager()
+	defer gomem.WarmBinary() // after the components stopped
 	defer mgr.Stop(component.StopEach, component.StopAll)
 	s := &startup{cfg: cfg, plan: p, layout: l, mgr: mgr, undo: u}
 	for _, step := range s.steps() {

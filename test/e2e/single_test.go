@@ -111,6 +111,10 @@ func TestSingleServer(t *testing.T) {
 		}
 		// The Go environment variables override k3ha's defaults.
 		s.Stop(30 * time.Second)
+		// What the release paged out is read back for the next start.
+		if !strings.Contains(s.Proc.Log(), "binary's paged-out pages read back into the page cache for the next start") {
+			t.Fatalf("the stop did not read the binary back:\n%s", tail(s.Proc.Log(), 20))
+		}
 		env := s.Env
 		s.Env = append(slices.Clone(env), "GOGC=80", "GOMEMLIMIT=1GiB")
 		defer func() { s.Env = env }()
