@@ -68,7 +68,10 @@ func TestBinaryCode(t *testing.T) {
 	}
 }
 
-func TestPageOutAndWarmBinary(t *testing.T) {
+// WarmBinary's reads are not checked here: the test binary was just
+// written, and its dirty pages stay in the page cache whatever it does. The
+// e2e single-server test requires its log line on stop.
+func TestPageOutBinary(t *testing.T) {
 	before, after, err := pageOutBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +80,7 @@ func TestPageOutAndWarmBinary(t *testing.T) {
 	if before <= 0 || after >= before {
 		t.Fatalf("the test binary's resident pages: %d before paging out, %d after", before, after)
 	}
-	ranges := pagedOut.ranges
-	if len(ranges) == 0 {
-		t.Fatal("nothing recorded for WarmBinary")
+	if len(pagedOut.ranges) == 0 {
+		t.Fatal("the paged-out ranges are not recorded for WarmBinary")
 	}
-	// WarmBinary's reads cannot be observed here: the test binary was
-	// just written, and its dirty pages stay in the page cache anyway. The
-	// e2e single-server test checks its log line on stop.
-	WarmBinary()
 }
