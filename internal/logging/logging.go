@@ -41,7 +41,7 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 	klog.SetLoggerWithOptions(logr.FromSlogHandler(Library(base, "kube", libMin)), klog.ContextualLogger(true))
 
 	logrus.SetOutput(io.Discard)
-	logrus.SetLevel(logrus.TraceLevel)
+	logrus.SetLevel(logrusLevel(libMin))
 	logrus.AddHook(logrusHook{logger: slog.New(Library(base, "kine", libMin))})
 	return root
 }
@@ -67,6 +67,23 @@ func (f levelFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (f levelFilter) WithGroup(name string) slog.Handler {
 	return levelFilter{Handler: f.Handler.WithGroup(name), min: f.min}
+}
+
+// logrusLevel is logrus's own level for a slog minimum. Logrus formats a
+// record's message before any hook sees it, and kine traces every SQL query
+// with its arguments filled in; a level that lets those through only for the
+// hook to drop them costs an allocation-heavy format per query.
+func logrusLevel(min slog.Level) logrus.Level {
+	switch {
+	case min <= slog.LevelDebug:
+		return logrus.TraceLevel
+	case min <= slog.LevelInfo:
+		return logrus.InfoLevel
+	case min <= slog.LevelWarn:
+		return logrus.WarnLevel
+	default:
+		return logrus.ErrorLevel
+	}
 }
 
 // logrusHook forwards kine's logrus records.
