@@ -22,9 +22,15 @@ import (
 )
 
 const (
-	compareRoundsUp = 2
-	idleCPUWindow   = 60 * time.Second
-	upstreamLists   = 5
+	// Three rounds: each layout starts first, second and third once.
+	compareRoundsUp = 3
+	// The 1-client creates come in slices that take turns between the
+	// layouts; a round's 16-client creates are one run per layout, in the
+	// one namespace the list reads.
+	oneClientSlices  = 4
+	oneClientCreates = 250
+	idleCPUWindow    = 60 * time.Second
+	upstreamLists    = 5
 )
 
 // layout is one way of running the control plane, started and stopped by
@@ -103,47 +109,83 @@ func sumCPU(t *testing.T, tg target) time.Duration {
 	return sum
 }
 
-// measureLayout runs one round on a fresh layout: start, idle memory and CPU,
-// creates with 1 and 16 clients, a list of 2,000 objects, memory after
-// that load, then a restart.
-func measureLayout(t *testing.T, l layout, round int) figures {
+// measureRound runs one round: the layouts, each on a new host and data dir,
+// run side by side, and every figure is taken from each in turn (in the
+// round's order) within seconds, so that the shared machine's speed, which
+// drifts by up to half over minutes, weighs on all of them alike. Start,
+// memory 30 s after ready, CPU over the same idle minute, creates with 1
+// client in slices taking turns, then with 16, a list of 2,000 objects,
+// memory after that load, then a restart of each in turn.
+func measureRound(t *testing.T, order []string, layouts map[string]layout, round int) map[string]*figures {
 	t.Helper()
-	var f figures
-	f.fresh = l.start(t)
-	time.Sleep(idleForRSS)
-	tg := l.target()
-	f.idle = sumMem(t, tg)
-	cpu0 := sumCPU(t, tg)
+	fs := map[string]*figures{}
+	readyAt := map[string]time.Time{}
+	for _, name := range order {
+		fs[name] = &figures{fresh: layouts[name].start(t)}
+		readyAt[name] = time.Now()
+	}
+	for _, name := range order {
+		time.Sleep(time.Until(readyAt[name].Add(idleForRSS)))
+		fs[name].idle = sumMem(t, layouts[name].target())
+	}
+	cpu0 := map[string]time.Duration{}
+	for _, name := range order {
+		cpu0[name] = sumCPU(t, layouts[name].target())
+	}
 	time.Sleep(idleCPUWindow)
-	f.idleCPU = sumCPU(t, tg) - cpu0
+	for _, name := range order {
+		fs[name].idleCPU = sumCPU(t, layouts[name].target()) - cpu0[name]
+	}
 
-	cfg := l.restConfig(t)
-	load := func(ns string, clients, creates int) loadResult {
-		return apiLoad(t, []target{tg}, []*rest.Config{cfg}, ns, clients, creates, 0)
+	cfgs := map[string]*rest.Config{}
+	load := func(name, ns string, clients, creates int) loadResult {
+		return apiLoad(t, []target{layouts[name].target()}, []*rest.Config{cfgs[name]}, ns, clients, creates, 0)
 	}
-	load("warmup", 16, 200)
-	f.one = load(fmt.Sprintf("one-%d", round), 1, 500)
-	ns := fmt.Sprintf("sixteen-%d", round)
-	f.sixteen = load(ns, 16, listObjects)
-	dc, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range order {
+		cfgs[name] = layouts[name].restConfig(t)
+		load(name, "warmup", 16, 200)
 	}
-	var lists []time.Duration
-	for range upstreamLists {
-		begin := time.Now()
-		list, err := dc.Resource(cmGVR).Namespace(ns).List(context.Background(), metav1.ListOptions{})
-		if err != nil || len(list.Items) < listObjects {
-			t.Fatalf("list %s: %v", ns, err)
+	for slice := range oneClientSlices {
+		for _, name := range order {
+			fs[name].one = fs[name].one.add(load(name, fmt.Sprintf("one-%d-%d", round, slice), 1, oneClientCreates))
 		}
-		lists = append(lists, time.Since(begin))
 	}
-	f.list = median(lists)
-	f.loaded = sumMem(t, tg)
-	l.stop()
-	f.restart = l.start(t)
-	l.stop()
-	return f
+	ns := fmt.Sprintf("sixteen-%d", round)
+	for _, name := range order {
+		fs[name].sixteen = load(name, ns, 16, listObjects)
+	}
+	for _, name := range order {
+		dc, err := dynamic.NewForConfig(cfgs[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lists []time.Duration
+		for range upstreamLists {
+			begin := time.Now()
+			list, err := dc.Resource(cmGVR).Namespace(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil || len(list.Items) < listObjects {
+				t.Fatalf("%s: list %s: %v", name, ns, err)
+			}
+			lists = append(lists, time.Since(begin))
+		}
+		fs[name].list = median(lists)
+		fs[name].loaded = sumMem(t, layouts[name].target())
+	}
+	for _, name := range order {
+		layouts[name].stop()
+		fs[name].restart = layouts[name].start(t)
+		layouts[name].stop()
+	}
+	return fs
+}
+
+// add pools two runs of one load: their creates, time and latencies.
+func (r loadResult) add(o loadResult) loadResult {
+	r.clients, r.creates, r.conns = o.clients, r.creates+o.creates, r.conns+o.conns
+	r.wall, r.serverCPU, r.clientCPU = r.wall+o.wall, r.serverCPU+o.serverCPU, r.clientCPU+o.clientCPU
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	return r
 }
 
 func TestUpstreamCompare(t *testing.T) {
@@ -161,9 +203,10 @@ func TestUpstreamCompare(t *testing.T) {
 			"k3ha SQLite": k3haLayout{cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("sq-%d", round)), "--disable-agent")},
 			"k3ha etcd":   k3haLayout{cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("et-%d", round)), "--disable-agent", "--cluster-init")},
 		}
-		for i := range names {
-			name := names[(i+round)%len(names)]
-			f := measureLayout(t, layouts[name], round)
+		order := append(slices.Clone(names[round%len(names):]), names[:round%len(names)]...)
+		fs := measureRound(t, order, layouts, round)
+		for _, name := range order {
+			f := *fs[name]
 			t.Logf("round %d %s: fresh %v restart %v idle RSS %s anon %s, loaded RSS %s anon %s, idle CPU %v, 1 client %.0f/s, 16 clients %.0f/s, list %v",
 				round+1, name, f.fresh, f.restart, mb(f.idle.RSS), mb(f.idle.Anon), mb(f.loaded.RSS), mb(f.loaded.Anon),
 				f.idleCPU, f.one.perSec(), f.sixteen.perSec(), f.list)
@@ -205,11 +248,14 @@ func TestUpstreamCompare(t *testing.T) {
 	sec.printf("(`go build -trimpath -ldflags '-s -w'`, as bin/k3ha) and started at once with kubeadm's flags, their\n")
 	sec.printf("certificates and kubeconfigs made before the clock starts (k3ha makes its own inside its start).\n")
 	sec.printf("k3ha: one server with `--disable-agent`, on SQLite (the default) or embedded etcd (`--cluster-init`).\n")
-	sec.printf("%d rounds; in each, every layout runs on a new host and data dir, in an order that rotates: start to\n", compareRoundsUp)
-	sec.printf("the apiserver's /readyz (polled every %v), memory %v after ready (summed over the processes),\n", pollEvery, idleForRSS)
-	sec.printf("CPU over the next %v, 200 warm-up creates, 500 ConfigMap creates by 1 client and %d by 16, %d\n", idleCPUWindow, listObjects, upstreamLists)
-	sec.printf("lists of those %d (no resourceVersion), memory after that load, then SIGTERM and a restart on the\n", listObjects)
-	sec.printf("same data dir. Figures are medians of the rounds; latencies are over all of them. Ratio: k3ha/upstream\n")
+	sec.printf("%d rounds; in each, the three layouts run side by side, each on a new host and data dir, and every\n", compareRoundsUp)
+	sec.printf("figure is taken from each in turn, in an order that rotates between rounds, so that the shared machine's\n")
+	sec.printf("speed, which drifts over minutes, weighs on all alike: start to the apiserver's /readyz (polled every\n")
+	sec.printf("%v, the layouts started before it idling), memory %v after its ready (summed over the processes),\n", pollEvery, idleForRSS)
+	sec.printf("CPU over the same idle %v, 200 warm-up creates, %d × %d ConfigMap creates by 1 client in slices taking\n", idleCPUWindow, oneClientSlices, oneClientCreates)
+	sec.printf("turns, %d by 16 clients, %d lists of those %d (no resourceVersion), memory after that load, then\n", listObjects, upstreamLists, listObjects)
+	sec.printf("SIGTERM and a restart on the same data dir. Figures are medians of the rounds; latencies are over all of\n")
+	sec.printf("them. Ratio: k3ha/upstream\n")
 	sec.printf("(below 1 is better for k3ha, except creates/s, where above 1 is).\n")
 	up := agg["upstream"]
 	type metric struct {
