@@ -16,15 +16,15 @@ func TestDecide(t *testing.T) {
 		want     Settings
 	}{
 		{"defaults: GC percent 50, limit half the machine", nil, 4 * gib,
-			Settings{GCPercent: 50, GCFrom: "default", MemoryLimit: 2 * gib, LimitFrom: "default"}},
+			Settings{GCPercent: 75, GCFrom: "default", MemoryLimit: 2 * gib, LimitFrom: "default"}},
 		{"machine memory unknown: no limit", nil, 0,
-			Settings{GCPercent: 50, GCFrom: "default", MemoryLimit: math.MaxInt64, LimitFrom: "default"}},
+			Settings{GCPercent: 75, GCFrom: "default", MemoryLimit: math.MaxInt64, LimitFrom: "default"}},
 		{"GOGC wins", map[string]string{"GOGC": "80"}, 4 * gib,
 			Settings{GCPercent: 80, GCFrom: "GOGC", MemoryLimit: 2 * gib, LimitFrom: "default"}},
 		{"GOGC=off is the runtime's", map[string]string{"GOGC": "off"}, 4 * gib,
 			Settings{GCPercent: -1, GCFrom: "GOGC", MemoryLimit: 2 * gib, LimitFrom: "default"}},
 		{"GOMEMLIMIT wins", map[string]string{"GOMEMLIMIT": "1GiB"}, 4 * gib,
-			Settings{GCPercent: 50, GCFrom: "default", MemoryLimit: -1, LimitFrom: "GOMEMLIMIT"}},
+			Settings{GCPercent: 75, GCFrom: "default", MemoryLimit: -1, LimitFrom: "GOMEMLIMIT"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -103,10 +103,10 @@ func TestSingleServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkGC(t, s, "50", strconv.FormatInt(mem/2, 10))
+		checkGC(t, s, "75", strconv.FormatInt(mem/2, 10))
 		s.WaitLog(t, time.Minute, "start-up memory released")
 		checkBinaryPagedOut(t, s.Proc.Log())
-		if !strings.Contains(s.Proc.Log(), "gc-percent=50 gc-percent-from=default memory-limit-from=default memory-limit-mib="+strconv.FormatInt(mem>>21, 10)) {
+		if !strings.Contains(s.Proc.Log(), "gc-percent=75 gc-percent-from=default memory-limit-from=default memory-limit-mib="+strconv.FormatInt(mem>>21, 10)) {
 			t.Fatalf("the collector's settings are not logged:\n%s", tail(s.Proc.Log(), 40))
 		}
 		// The Go environment variables override k3ha's defaults.
