@@ -20,7 +20,7 @@ import (
 // may grow by three quarters of its live size between collections instead
 // of doubling. Measured side by side with upstream's four processes (bench/),
 // 75 keeps an idle server under 300 MB and the memory after load under
-// upstream's, with create latencies no worse than upstream's; 50 cost a
+// upstream's, and brings create latencies to about upstream's; 50 cost a
 // fifth more p99 latency, 100 broke both memory goals.
 const DefaultGCPercent = 75
 

@@ -15,7 +15,7 @@ func TestDecide(t *testing.T) {
 		memTotal int64
 		want     Settings
 	}{
-		{"defaults: GC percent 50, limit half the machine", nil, 4 * gib,
+		{"defaults: GC percent 75, limit half the machine", nil, 4 * gib,
 			Settings{GCPercent: 75, GCFrom: "default", MemoryLimit: 2 * gib, LimitFrom: "default"}},
 		{"machine memory unknown: no limit", nil, 0,
 			Settings{GCPercent: 75, GCFrom: "default", MemoryLimit: math.MaxInt64, LimitFrom: "default"}},
