@@ -9,8 +9,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -188,23 +186,8 @@ func measureRound(t *testing.T, order []string, layouts map[string]layout, round
 // another process maps, as one server per machine never has.
 func ownBinary(t *testing.T, name string) string {
 	t.Helper()
-	src, err := os.Open(k3haBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	path := filepath.Join(t.TempDir(), "k3ha-"+name)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// Written back before it runs, as an installed binary is: the kernel
-	// does not page out dirty page-cache pages.
-	if _, err := io.Copy(f, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := cluster.CopyExecutable(k3haBin, path); err != nil {
 		t.Fatal(err)
 	}
 	return path

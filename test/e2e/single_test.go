@@ -109,12 +109,12 @@ func TestSingleServer(t *testing.T) {
 		if !strings.Contains(s.Proc.Log(), "gc-percent=75 gc-percent-from=default memory-limit-from=default memory-limit-mib="+strconv.FormatInt(mem>>21, 10)) {
 			t.Fatalf("the collector's settings are not logged:\n%s", tail(s.Proc.Log(), 40))
 		}
-		// The Go environment variables override k3ha's defaults.
 		s.Stop(30 * time.Second)
 		// What the release paged out is read back for the next start.
 		if !strings.Contains(s.Proc.Log(), "binary's paged-out pages read back into the page cache for the next start") {
 			t.Fatalf("the stop did not read the binary back:\n%s", tail(s.Proc.Log(), 20))
 		}
+		// The Go environment variables override k3ha's defaults.
 		env := s.Env
 		s.Env = append(slices.Clone(env), "GOGC=80", "GOMEMLIMIT=1GiB")
 		defer func() { s.Env = env }()

@@ -55,7 +55,9 @@ func Binary(dir string) (string, error) {
 	return bin, nil
 }
 
-// CopyExecutable copies a program to a new file.
+// CopyExecutable copies a program to a new file, written back to disk as an
+// installed program is: the kernel does not page out dirty page-cache pages,
+// and k3ha pages out its binary's start-up code.
 func CopyExecutable(from, to string) error {
 	in, err := os.Open(from)
 	if err != nil {
@@ -67,6 +69,10 @@ func CopyExecutable(from, to string) error {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
 		out.Close()
 		return err
 	}
