@@ -948,6 +948,13 @@ func connsTo(servers []target, port string) int {
 // connection of its own; then lists them through the last server.
 func apiLoad(t *testing.T, servers []target, cfgs []*rest.Config, ns string, clients, creates, offset int) loadResult {
 	t.Helper()
+	return apiLoadFrom(t, servers, cfgs, ns, clients, creates, offset, 0)
+}
+
+// apiLoadFrom is apiLoad into a namespace that already holds the ConfigMaps
+// cm-00000 up to cm-<first-1> of earlier loads (none: it creates the namespace).
+func apiLoadFrom(t *testing.T, servers []target, cfgs []*rest.Config, ns string, clients, creates, offset, first int) loadResult {
+	t.Helper()
 	ctx := t.Context()
 	admin, err := dynamic.NewForConfig(cfgs[0])
 	if err != nil {
@@ -955,8 +962,10 @@ func apiLoad(t *testing.T, servers []target, cfgs []*rest.Config, ns string, cli
 	}
 	nsObj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
-	if _, err := admin.Resource(nsGVR).Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create namespace %s: %v", ns, err)
+	if first == 0 {
+		if _, err := admin.Resource(nsGVR).Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create namespace %s: %v", ns, err)
+		}
 	}
 	conns0 := connsTo(servers, "6443")
 	workers := make([]dynamic.ResourceInterface, clients)
@@ -982,11 +991,11 @@ func apiLoad(t *testing.T, servers []target, cfgs []*rest.Config, ns string, cli
 	r := runWorkers(t, servers, clients, creates, func(w int, i int64) error {
 		obj := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "v1", "kind": "ConfigMap",
-			"metadata": map[string]any{"name": fmt.Sprintf("cm-%05d", i), "labels": map[string]any{"bench": "load"}},
+			"metadata": map[string]any{"name": fmt.Sprintf("cm-%05d", int64(first)+i), "labels": map[string]any{"bench": "load"}},
 			"data":     map[string]any{"value": value},
 		}}
 		if _, err := workers[w].Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create configmap %s/cm-%05d: %w", ns, i, err)
+			return fmt.Errorf("create configmap %s/cm-%05d: %w", ns, int64(first)+i, err)
 		}
 		return nil
 	})
@@ -999,8 +1008,8 @@ func apiLoad(t *testing.T, servers []target, cfgs []*rest.Config, ns string, cli
 	if err != nil {
 		t.Fatalf("list configmaps in %s: %v", ns, err)
 	}
-	if len(list.Items) != creates {
-		t.Fatalf("%s: %d ConfigMaps listed through %s, want %d", ns, len(list.Items), servers[len(servers)-1].name, creates)
+	if len(list.Items) != first+creates {
+		t.Fatalf("%s: %d ConfigMaps listed through %s, want %d", ns, len(list.Items), servers[len(servers)-1].name, first+creates)
 	}
 	t.Logf("%s on %d server(s): %d clients (%d new connections), %d creates in %v: %.0f/s, p50 %v, p99 %v; server CPU %v, client CPU %v",
 		ns, len(servers), clients, conns, creates, r.wall.Round(time.Millisecond), r.perSec(),
