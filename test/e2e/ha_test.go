@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -158,6 +160,8 @@ func TestHACluster(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("etcd ports", func(t *testing.T) { testEtcdPorts(t, s1) })
 
 	t.Run("manifests dropped on one server", func(t *testing.T) { testManifests(t, servers) })
 
@@ -392,4 +396,28 @@ func TestFiveServers(t *testing.T) {
 		return err == nil, err
 	})
 	waitConfigMap(t, servers[2], "two-down", "ok")
+}
+
+// testEtcdPorts checks that etcd serves gRPC alone on its client port and its
+// HTTP endpoints on a loopback port of their own, both with mutual TLS.
+func testEtcdPorts(t *testing.T, s *cluster.Server) {
+	dir := filepath.Join(s.DataDir(), "server", "tls", "etcd")
+	ca := []string{"-s", "--max-time", "5", "--cacert", filepath.Join(dir, "server-ca.crt")}
+	withCert := append(slices.Clone(ca), "--cert", filepath.Join(dir, "client.crt"), "--key", filepath.Join(dir, "client.key"))
+	curl := func(args []string, url string) (string, error) {
+		return s.Host.Run(t, "curl", append(slices.Clone(args), url)...)
+	}
+	if out, err := curl(withCert, "https://127.0.0.1:2382/health"); err != nil || !strings.Contains(out, `"health":"true"`) {
+		t.Errorf("etcd /health on 2382 with a client certificate: %q %v", out, err)
+	}
+	if out, err := curl(ca, "https://127.0.0.1:2382/health"); err == nil || strings.Contains(out, "health") {
+		t.Errorf("etcd /health on 2382 answered a client without a certificate: %q", out)
+	}
+	if out, _ := curl(withCert, "https://127.0.0.1:2379/health"); strings.Contains(out, "health") {
+		t.Errorf("etcd's client port still serves HTTP: %q", out)
+	}
+	// gRPC on the client port works: the member list came through it.
+	if len(memberNames(t, s)) == 0 {
+		t.Error("no etcd members through the client port")
+	}
 }

@@ -42,6 +42,7 @@ func urlStrings(t *testing.T, cfg *embed.Config) map[string][]string {
 		"listen-peer":      cfg.ListenPeerUrls,
 		"advertise-peer":   cfg.AdvertisePeerUrls,
 		"metrics":          cfg.ListenMetricsUrls,
+		"listen-http":      cfg.ListenClientHttpUrls,
 	} {
 		for _, u := range list.([]url.URL) {
 			out[name] = append(out[name], u.String())
@@ -64,6 +65,9 @@ func TestRenderDefaults(t *testing.T) {
 		"listen-peer":      {"https://10.0.0.5:2380"},
 		"advertise-peer":   {"https://10.0.0.5:2380"},
 		"metrics":          {"http://127.0.0.1:2381"},
+		// gRPC alone on the client port: etcd serves it with gRPC's own
+		// transport only when HTTP has a port of its own.
+		"listen-http": {"https://127.0.0.1:2382"},
 	}
 	got := urlStrings(t, ec)
 	for k, w := range want {

@@ -78,7 +78,7 @@ func newTestNode(t *testing.T, name, ip string, cas layout.Server) testNode {
 	if err := EnsureCertificates(l, name, net.ParseIP(ip)); err != nil {
 		t.Fatal(err)
 	}
-	p := freePorts(t, ip, 3)
+	p := freePorts(t, ip, 4)
 	client := fmt.Sprintf("https://%s:%d", ip, p[0])
 	peer := fmt.Sprintf("https://%s:%d", ip, p[1])
 	return testNode{
@@ -86,6 +86,7 @@ func newTestNode(t *testing.T, name, ip string, cas layout.Server) testNode {
 			"listen-client-urls=" + client, "advertise-client-urls=" + client,
 			"listen-peer-urls=" + peer, "initial-advertise-peer-urls=" + peer,
 			"listen-metrics-urls=" + fmt.Sprintf("http://%s:%d", ip, p[2]),
+			"listen-client-http-urls=" + fmt.Sprintf("https://%s:%d", ip, p[3]),
 		}},
 		clientURL: client,
 		peerURL:   peer,

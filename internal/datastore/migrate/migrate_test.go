@@ -65,13 +65,14 @@ func newNode(t *testing.T) node {
 	if err := etcd.EnsureCertificates(l, "m1", ip); err != nil {
 		t.Fatal(err)
 	}
-	p := freePorts(t, 3)
+	p := freePorts(t, 4)
 	client := fmt.Sprintf("https://127.0.0.1:%d", p[0])
 	peer := fmt.Sprintf("https://127.0.0.1:%d", p[1])
 	return node{l: l, peerURL: peer, clientURL: client, cfg: etcd.Config{Name: "m1", Layout: l, NodeIP: ip, ExtraArgs: []string{
 		"listen-client-urls=" + client, "advertise-client-urls=" + client,
 		"listen-peer-urls=" + peer, "initial-advertise-peer-urls=" + peer,
 		"listen-metrics-urls=" + fmt.Sprintf("http://127.0.0.1:%d", p[2]),
+		"listen-client-http-urls=" + fmt.Sprintf("https://127.0.0.1:%d", p[3]),
 	}}}
 }
 
