@@ -960,9 +960,9 @@ func apiLoadFrom(t *testing.T, servers []target, cfgs []*rest.Config, ns string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	nsObj := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
 	if first == 0 {
+		nsObj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
 		if _, err := admin.Resource(nsGVR).Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create namespace %s: %v", ns, err)
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/k3ha/k3ha/internal/layout"
 	"github.com/k3ha/k3ha/test/e2e/cluster"
 	"github.com/k3ha/k3ha/test/e2e/harness"
 )
@@ -401,9 +401,9 @@ func TestFiveServers(t *testing.T) {
 // testEtcdPorts checks that etcd serves gRPC alone on its client port and its
 // HTTP endpoints on a loopback port of their own, both with mutual TLS.
 func testEtcdPorts(t *testing.T, s *cluster.Server) {
-	dir := filepath.Join(s.DataDir(), "server", "tls", "etcd")
-	ca := []string{"-s", "--max-time", "5", "--cacert", filepath.Join(dir, "server-ca.crt")}
-	withCert := append(slices.Clone(ca), "--cert", filepath.Join(dir, "client.crt"), "--key", filepath.Join(dir, "client.key"))
+	l := layout.NewServer(s.DataDir())
+	ca := []string{"-s", "--max-time", "5", "--cacert", l.Cert(layout.EtcdServerCA)}
+	withCert := append(slices.Clone(ca), "--cert", l.Cert(layout.EtcdClient), "--key", l.Key(layout.EtcdClient))
 	curl := func(args []string, url string) (string, error) {
 		return s.Host.Run(t, "curl", append(slices.Clone(args), url)...)
 	}
