@@ -5,15 +5,22 @@ package kine
 import (
 	"context"
 	"fmt"
-	"github.com/k3s-io/kine/pkg/drivers/sqlite"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/k3s-io/kine/pkg/endpoint"
+	"github.com/k3s-io/kine/pkg/drivers"
+	"github.com/k3s-io/kine/pkg/drivers/sqlite"
+	// Kine's drivers (SQLite, MySQL, PostgreSQL, etcd pass-through, ...)
+	// register themselves when its endpoint package loads.
+	_ "github.com/k3s-io/kine/pkg/endpoint"
+	"github.com/k3s-io/kine/pkg/server"
 	kinetls "github.com/k3s-io/kine/pkg/tls"
+	"google.golang.org/grpc"
 
 	"github.com/k3ha/k3ha/internal/datastore"
 )
@@ -53,44 +60,104 @@ func (k *Kine) Name() string { return "datastore (kine)" }
 func (k *Kine) Endpoint() datastore.Endpoint { return k.endpoint }
 
 // Start opens the database and serves the etcd API on the socket.
+//
+// It does what kine's endpoint.Listen does, with the backend wrapped so
+// that watch progress follows the poll loop (progress.go).
 func (k *Kine) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(k.cfg.Socket), 0o700); err != nil {
 		return fmt.Errorf("kine socket dir: %w", err)
 	}
-	// Stop owns shutdown, so kine gets a context of its own rather than the caller's.
+	// Stop owns shutdown, so kine gets contexts of its own rather than the
+	// caller's: one for serving and one for the database, closed after the
+	// last request is answered.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.cancel = cancel
+	dbCtx, closeDB := context.WithCancel(context.WithoutCancel(ctx))
+	abort := func() { cancel(); closeDB() }
 	// A signal while the database is still unreachable must end the wait.
-	detach := context.AfterFunc(ctx, cancel)
+	detach := context.AfterFunc(ctx, abort)
 	defer detach()
-	etcd, err := endpoint.Listen(runCtx, endpoint.Config{
-		GRPCServer: newGRPCServer(isSQLite(k.cfg.DSN)),
-		WaitGroup:  &k.wg,
-		Listener:   "unix://" + k.cfg.Socket,
-		Endpoint:   k.cfg.DSN,
+	_, backend, err := drivers.New(dbCtx, &k.wg, &drivers.Config{
+		Endpoint: k.cfg.DSN,
 		BackendTLSConfig: kinetls.Config{
 			CAFile: k.cfg.CAFile, CertFile: k.cfg.CertFile, KeyFile: k.cfg.KeyFile,
 		},
-		// The values kine's own command line uses; its Config rejects zeros.
-		NotifyInterval:      5 * time.Second,
-		EmulatedETCDVersion: "3.6.11",
-		CompactInterval:     5 * time.Minute,
-		CompactTimeout:      5 * time.Second,
-		CompactMinRetain:    1000,
-		CompactBatchSize:    1000,
-		PollBatchSize:       500,
-		PollInterval:        time.Second,
+		// The values kine's own command line uses; its drivers reject zeros.
+		CompactInterval:  5 * time.Minute,
+		CompactTimeout:   5 * time.Second,
+		CompactMinRetain: 1000,
+		CompactBatchSize: 1000,
+		PollBatchSize:    500,
+		PollInterval:     time.Second,
 	})
 	if err != nil {
-		cancel()
+		abort()
+		// The DSN is not repeated: it may carry a password.
+		return fmt.Errorf("start kine: open the datastore: %w", err)
+	}
+	if backend == nil {
+		// An etcd endpoint: kine only passes it through, with the backend
+		// TLS files the apiserver then uses itself.
+		abort()
+		k.endpoint = datastore.Endpoint{Servers: strings.Split(k.cfg.DSN, ","), CAFile: k.cfg.CAFile,
+			CertFile: k.cfg.CertFile, KeyFile: k.cfg.KeyFile}
+		return nil
+	}
+	if err := backend.Start(dbCtx); err != nil {
+		abort()
 		return fmt.Errorf("start kine: %w", err)
 	}
-	slog.Debug("kine listening", "endpoints", etcd.Endpoints)
-	// For an external etcd kine only passes the endpoint through, with the
-	// backend TLS files the apiserver must then use itself.
-	k.endpoint = datastore.Endpoint{Servers: etcd.Endpoints, CAFile: etcd.TLSConfig.CAFile,
-		CertFile: etcd.TLSConfig.CertFile, KeyFile: etcd.TLSConfig.KeyFile}
+	srv := newGRPCServer(isSQLite(k.cfg.DSN))
+	server.New(followPolls(dbCtx, backend), "unix", notifyInterval, emulatedEtcdVersion).Register(srv)
+	ln, err := listenUnix(k.cfg.Socket)
+	if err != nil {
+		abort()
+		return fmt.Errorf("start kine: %w", err)
+	}
+	k.cancel = cancel
+	k.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil {
+			slog.Error("kine stopped serving", "err", err)
+		}
+	})
+	k.wg.Go(func() {
+		<-runCtx.Done()
+		stopGracefully(srv, gracefulStop)
+		closeDB()
+	})
+	slog.Debug("kine listening", "socket", k.cfg.Socket)
+	k.endpoint = datastore.Endpoint{Servers: []string{"unix://" + k.cfg.Socket}}
 	return nil
+}
+
+// The values kine's own command line uses.
+const (
+	notifyInterval      = 5 * time.Second
+	emulatedEtcdVersion = "3.6.11"
+	gracefulStop        = 2 * time.Second
+)
+
+// listenUnix binds the socket, replacing one a killed process left, for
+// this user only.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("remove old socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// stopGracefully lets requests in flight finish, for at most d.
+func stopGracefully(srv *grpc.Server, d time.Duration) {
+	t := time.AfterFunc(d, srv.Stop)
+	defer t.Stop()
+	srv.GracefulStop()
 }
 
 // Stop closes the gRPC server and the database and waits for both.
