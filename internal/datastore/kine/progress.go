@@ -21,8 +21,10 @@ import (
 // whose watch cache waits for the store's revision (each consistent read,
 // each informer's start) waits until this server writes again; a server
 // still starting writes nothing until its informers are ready, so it never
-// does. Only servers sharing an external database see it: alone, a server's
-// own writes are the store's newest.
+// does. Servers on an external database see it: there another server's
+// writes, or this server's own running at once, can slip in between. On
+// SQLite the write gate lets one write through at a time, so the counter
+// ends at the newest.
 //
 // Progress stays as safe as kine makes it: a watch is told a revision only
 // once it has been sent every batch up to it.
