@@ -143,7 +143,7 @@ func measureRound(t *testing.T, order []string, layouts map[string]layout, round
 	}
 
 	cfgs := map[string]*rest.Config{}
-	// load creates ConfigMaps cm-<first> on in ns through one layout.
+	// load creates ConfigMaps from cm-<first> on, in ns, through one layout.
 	load := func(name, ns string, clients, creates, first int) loadResult {
 		return apiLoadFrom(t, []target{layouts[name].target()}, []*rest.Config{cfgs[name]}, ns, clients, creates, 0, first)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,42 +18,11 @@ import (
 func TestRecreateAnswersItsOwnRevision(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	k := New(Config{DSN: SQLiteDSN(filepath.Join(dir, "state.db")), Socket: filepath.Join(dir, "kine.sock")})
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
-	c, err := k.Endpoint().Client(zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := sharedKine(t, ctx, t.TempDir(), "kine")
 
 	// Other writers keep the store's revision moving.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("/other/%d", w)
-				rev, err := create(ctx, c, key, fmt.Sprint(i))
-				if err == nil {
-					err = remove(ctx, c, key, rev)
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	defer func() { close(stop); wg.Wait() }()
+	_, stop := churn(t, ctx, []*clientv3.Client{c, c, c, c}, "/other")
+	defer stop()
 
 	const key = "/registry/k"
 	for i := range 100 {
@@ -95,4 +65,50 @@ func remove(ctx context.Context, c *clientv3.Client, key string, rev int64) erro
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// churn has each client create and delete a key of its own under prefix
+// without pause until stop, which waits for them; writes counts the rounds.
+func churn(t *testing.T, ctx context.Context, clients []*clientv3.Client, prefix string) (writes *atomic.Int64, stop func()) {
+	writes = new(atomic.Int64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for n, c := range clients {
+		wg.Go(func() {
+			key := fmt.Sprintf("%s/%d", prefix, n)
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				rev, err := create(ctx, c, key, fmt.Sprint(i))
+				if err == nil {
+					err = remove(ctx, c, key, rev)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				writes.Add(1)
+			}
+		})
+	}
+	return writes, func() { close(done); wg.Wait() }
+}
+
+// sharedKine starts a kine on dir's SQLite file with a socket of its own.
+func sharedKine(t *testing.T, ctx context.Context, dir, name string) *clientv3.Client {
+	t.Helper()
+	k := New(Config{DSN: SQLiteDSN(filepath.Join(dir, "state.db")), Socket: filepath.Join(dir, name+".sock")})
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.Stop() })
+	c, err := k.Endpoint().Client(zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -4,6 +4,7 @@ package kine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -92,6 +93,10 @@ func (k *Kine) Start(ctx context.Context) error {
 	if err != nil {
 		abort()
 		// The DSN is not repeated: it may carry a password.
+		if errors.Is(err, drivers.ErrUnknownDriver) {
+			scheme, _, _ := strings.Cut(k.cfg.DSN, "://")
+			return fmt.Errorf("--datastore-endpoint: unknown scheme %q: use sqlite://, postgres://, mysql:// or https:// (etcd)", scheme)
+		}
 		return fmt.Errorf("start kine: open the datastore: %w", err)
 	}
 	if backend == nil {

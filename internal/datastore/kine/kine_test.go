@@ -1,7 +1,9 @@
 package kine
 
 import (
+	"context"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,5 +24,24 @@ func TestSQLiteDSN(t *testing.T) {
 		if got := q.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// A DSN scheme kine has no driver for is named, with the ones to use.
+func TestUnknownScheme(t *testing.T) {
+	dir := t.TempDir()
+	k := New(Config{DSN: "mongodb://user:secret@db/k3ha", Socket: filepath.Join(dir, "kine.sock")})
+	err := k.Start(context.Background())
+	if err == nil {
+		_ = k.Stop()
+		t.Fatal("a mongodb:// endpoint started")
+	}
+	for _, want := range []string{"--datastore-endpoint", `"mongodb"`, "postgres://"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q shows the password", err)
 	}
 }

@@ -3,15 +3,12 @@ package kine
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/k3s-io/kine/pkg/server"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Servers share one database. A server that writes while the others write
@@ -34,37 +31,13 @@ func TestProgressFollowsOtherServersWrites(t *testing.T) {
 
 	for round := range 10 {
 		// The others write without pause while a writes once.
-		var writes atomic.Int64
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for n, c := range others {
-			wg.Go(func() {
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					key := fmt.Sprintf("/other/%d/%d", n, round)
-					rev, err := create(ctx, c, key, fmt.Sprint(i))
-					if err == nil {
-						err = remove(ctx, c, key, rev)
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					writes.Add(1)
-				}
-			})
-		}
-		waitWrites(t, &writes, 1)
+		writes, stop := churn(t, ctx, others, fmt.Sprintf("/other/%d", round))
+		waitWrites(t, writes, 1)
 		if _, err := create(ctx, a, fmt.Sprintf("/a/%d", round), "v"); err != nil {
 			t.Fatal(err)
 		}
-		waitWrites(t, &writes, writes.Load()+2)
-		close(stop)
-		wg.Wait()
+		waitWrites(t, writes, writes.Load()+2)
+		stop()
 		if t.Failed() {
 			return
 		}
@@ -85,22 +58,6 @@ func waitWrites(t *testing.T, writes *atomic.Int64, n int64) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// sharedKine starts a kine on the test's SQLite file with a socket of its own.
-func sharedKine(t *testing.T, ctx context.Context, dir, name string) *clientv3.Client {
-	t.Helper()
-	k := New(Config{DSN: SQLiteDSN(filepath.Join(dir, "state.db")), Socket: filepath.Join(dir, name+".sock")})
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.Stop() })
-	c, err := k.Endpoint().Client(zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
 }
 
 // waitProgress asks c's watch for progress until it reports rev.
