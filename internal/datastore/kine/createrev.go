@@ -14,41 +14,43 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// answerWrites corrects the revision kine answers a successful create
-// with. When the key existed before and was deleted, kine (v0.17.5) inserts
-// the new row on a second attempt but answers with the revision it last
-// knew for the whole store instead of that row's: under concurrent writes
-// an older or a newer one. The apiserver hands it out as the object's
-// resourceVersion, so the client's next update of the object is refused as
-// a conflict and the create looks ordered among the wrong writes (the
-// robustness suite saw it on PostgreSQL; SQLite answers the same way).
+// answerWrites answers kine's writes as they were. A refused create or
+// update is judged against the store (outcome.go). With checkCreates, a
+// successful create's revision is checked with a read: kine's stock
+// backends answer a key created again after its deletion with their
+// counter of the store's revision instead of the new row's (see
+// exactCreates, which mends it where kine's parts allow). The apiserver
+// hands that answer out as the object's resourceVersion, so the client's
+// next update of the object would be refused as a conflict and the create
+// would look ordered among the wrong writes (the robustness suite saw it on
+// PostgreSQL).
 //
 // The created row is found by its value, unique per create (it carries
 // the object's uid): the key's newest row, or an older one if the key
 // changed again in between.
-//
-// A refused create or update is judged against the store (outcome.go).
-func answerWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
-	txn, ok := resp.(*etcdserverpb.TxnResponse)
-	kv, isKV := info.Server.(etcdserverpb.KVServer)
-	if err != nil || !ok || !isKV || txn.Header == nil {
+func answerWrites(checkCreates bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		txn, ok := resp.(*etcdserverpb.TxnResponse)
+		kv, isKV := info.Server.(etcdserverpb.KVServer)
+		if err != nil || !ok || !isKV || txn.Header == nil {
+			return resp, err
+		}
+		if !txn.Succeeded {
+			return judged(ctx, kv, req, txn)
+		}
+		put := createPut(req)
+		if !checkCreates || put == nil {
+			return resp, err
+		}
+		row, found := createdRow(ctx, kv, put)
+		if !found {
+			slog.Warn("kine: cannot confirm the revision of a create", "key", string(put.Key), "revision", txn.Header.Revision)
+		} else if row != txn.Header.Revision {
+			setRevision(txn, row)
+		}
 		return resp, err
 	}
-	if !txn.Succeeded {
-		return judged(ctx, kv, req, txn)
-	}
-	put := createPut(req)
-	if put == nil {
-		return resp, err
-	}
-	row, found := createdRow(ctx, kv, put)
-	if !found {
-		slog.Warn("kine: cannot confirm the revision of a create", "key", string(put.Key), "revision", txn.Header.Revision)
-	} else if row != txn.Header.Revision {
-		setRevision(txn, row)
-	}
-	return resp, err
 }
 
 // judged answers a refused write as what it was.
@@ -110,8 +112,8 @@ func setRevision(txn *etcdserverpb.TxnResponse, rev int64) {
 // newGRPCServer is the server kine would build for itself on a socket
 // (etcd's keepalive and size limits), with answerWrites in front and, on
 // SQLite, the write gate between the two.
-func newGRPCServer(sqlite bool) *grpc.Server {
-	interceptors := []grpc.UnaryServerInterceptor{answerWrites}
+func newGRPCServer(sqlite, checkCreates bool) *grpc.Server {
+	interceptors := []grpc.UnaryServerInterceptor{answerWrites(checkCreates)}
 	if sqlite {
 		interceptors = append(interceptors, newWriteGate().intercept)
 	}

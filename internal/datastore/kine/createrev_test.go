@@ -9,20 +9,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k3s-io/kine/pkg/drivers"
+	"github.com/k3s-io/kine/pkg/server"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
 // A key created again after its deletion is answered with its own row's
-// revision even while other keys are written at the same time.
+// revision even while other keys are written at the same time: by k3ha's
+// SQLite backend itself, and by kine's stock one (as on PostgreSQL and
+// MySQL) once answerWrites has checked it.
 func TestRecreateAnswersItsOwnRevision(t *testing.T) {
+	for name, open := range map[string]opener{"exact backend": openBackend, "kine's backend checked by a read": stockBackend} {
+		t.Run(name, func(t *testing.T) { recreateAnswersItsOwnRevision(t, open) })
+	}
+}
+
+type opener = func(context.Context, *sync.WaitGroup, *drivers.Config) (server.Backend, bool, error)
+
+// stockBackend is kine's own backend for the DSN, as kine builds it.
+func stockBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (server.Backend, bool, error) {
+	_, b, err := drivers.New(ctx, wg, cfg)
+	return b, false, err
+}
+
+func recreateAnswersItsOwnRevision(t *testing.T, open opener) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := sharedKine(t, ctx, t.TempDir(), "kine")
+	dir := t.TempDir()
+	c := openKine(t, ctx, dir, "kine", open)
 
-	// Other writers keep the store's revision moving.
-	_, stop := churn(t, ctx, []*clientv3.Client{c, c, c, c}, "/other")
+	// Other servers on the same database keep the store's revision moving:
+	// one server's write gate lets its own writes through one at a time.
+	_, stop := churn(t, ctx, []*clientv3.Client{sharedKine(t, ctx, dir, "b"), sharedKine(t, ctx, dir, "c")}, "/other")
 	defer stop()
+	// A read that sees a newer revision wakes kine's poll loop: reads
+	// through this server keep its counter moving while it writes.
+	stopReads := reads(t, ctx, c, "/other/0")
+	defer stopReads()
 
 	const key = "/registry/k"
 	for i := range 100 {
@@ -71,36 +95,69 @@ func remove(ctx context.Context, c *clientv3.Client, key string, rev int64) erro
 // without pause until stop, which waits for them; writes counts the rounds.
 func churn(t *testing.T, ctx context.Context, clients []*clientv3.Client, prefix string) (writes *atomic.Int64, stop func()) {
 	writes = new(atomic.Int64)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
+	var stops []func()
 	for n, c := range clients {
-		wg.Go(func() {
-			key := fmt.Sprintf("%s/%d", prefix, n)
-			for i := 0; ; i++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				rev, err := create(ctx, c, key, fmt.Sprint(i))
-				if err == nil {
-					err = remove(ctx, c, key, rev)
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
+		key := fmt.Sprintf("%s/%d", prefix, n)
+		i := 0
+		stops = append(stops, repeat(t, func() error {
+			i++
+			rev, err := create(ctx, c, key, fmt.Sprint(i))
+			if err == nil {
+				err = remove(ctx, c, key, rev)
+			}
+			if err == nil {
 				writes.Add(1)
 			}
-		})
+			return err
+		}))
 	}
-	return writes, func() { close(done); wg.Wait() }
+	return writes, func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+}
+
+// reads gets key through c without pause until stop, which waits.
+func reads(t *testing.T, ctx context.Context, c *clientv3.Client, key string) (stop func()) {
+	return repeat(t, func() error {
+		_, err := c.Get(ctx, key)
+		return err
+	})
+}
+
+// repeat runs do in a goroutine of its own until it fails or stop, which
+// waits for it, is called.
+func repeat(t *testing.T, do func() error) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := do(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // sharedKine starts a kine on dir's SQLite file with a socket of its own.
 func sharedKine(t *testing.T, ctx context.Context, dir, name string) *clientv3.Client {
 	t.Helper()
+	return openKine(t, ctx, dir, name, openBackend)
+}
+
+// openKine is sharedKine with the backend open makes.
+func openKine(t *testing.T, ctx context.Context, dir, name string, open opener) *clientv3.Client {
+	t.Helper()
 	k := New(Config{DSN: SQLiteDSN(filepath.Join(dir, "state.db")), Socket: filepath.Join(dir, name+".sock")})
+	k.open = open
 	if err := k.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,8 @@ type Kine struct {
 	endpoint datastore.Endpoint
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// open opens the datastore; nil is openBackend.
+	open func(context.Context, *sync.WaitGroup, *drivers.Config) (server.Backend, bool, error)
 }
 
 // New prepares kine; nothing runs until Start.
@@ -77,7 +79,11 @@ func (k *Kine) Start(ctx context.Context) error {
 	// A signal while the database is still unreachable must end the wait.
 	detach := context.AfterFunc(ctx, abort)
 	defer detach()
-	_, backend, err := drivers.New(dbCtx, &k.wg, &drivers.Config{
+	open := k.open
+	if open == nil {
+		open = openBackend
+	}
+	backend, exactCreates, err := open(dbCtx, &k.wg, &drivers.Config{
 		Endpoint: k.cfg.DSN,
 		BackendTLSConfig: kinetls.Config{
 			CAFile: k.cfg.CAFile, CertFile: k.cfg.CertFile, KeyFile: k.cfg.KeyFile,
@@ -111,7 +117,7 @@ func (k *Kine) Start(ctx context.Context) error {
 		abort()
 		return fmt.Errorf("start kine: %w", err)
 	}
-	srv := newGRPCServer(isSQLite(k.cfg.DSN))
+	srv := newGRPCServer(isSQLite(k.cfg.DSN), !exactCreates)
 	server.New(followPolls(dbCtx, backend), "unix", notifyInterval, emulatedEtcdVersion).Register(srv)
 	ln, err := listenUnix(k.cfg.Socket)
 	if err != nil {

@@ -1,0 +1,73 @@
+package kine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/k3s-io/kine/pkg/drivers"
+	"github.com/k3s-io/kine/pkg/drivers/sqlite"
+	"github.com/k3s-io/kine/pkg/logstructured"
+	"github.com/k3s-io/kine/pkg/logstructured/sqllog"
+	"github.com/k3s-io/kine/pkg/server"
+	"github.com/k3s-io/kine/pkg/util"
+)
+
+// openBackend opens the datastore cfg names. exactCreates reports whether
+// the backend answers each create with its own row's revision; kine's
+// stock backends do not (see answerWrites), and their answers are then
+// checked with a read.
+func openBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (b server.Backend, exactCreates bool, err error) {
+	if !isSQLite(cfg.Endpoint) {
+		_, b, err = drivers.New(ctx, wg, cfg)
+		return b, false, err
+	}
+	b, err = newSQLiteBackend(ctx, wg, cfg)
+	return b, true, err
+}
+
+// newSQLiteBackend is kine's SQLite backend assembled from its parts, with
+// the log's appends recorded so that a create is answered with the row it
+// inserted. Only SQLite's driver hands out the parts; the others build
+// their backend whole.
+func newSQLiteBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (server.Backend, error) {
+	cfg.Scheme, cfg.DataSourceName = util.SchemeAndAddress(cfg.Endpoint)
+	// The backend it returns is dropped unstarted; its log only holds the
+	// dialect, which the new one shares.
+	_, dialect, err := sqlite.NewVariant(ctx, wg, "sqlite3", cfg)
+	if err != nil {
+		return nil, err
+	}
+	return exactCreates{logstructured.New(recordedAppends{sqllog.New(dialect, wg, cfg)})}, nil
+}
+
+// exactCreates answers a create with the revision of the row it inserted.
+// When a key is created again after its deletion, kine (v0.17.5) inserts
+// the row on a second try and answers with its counter of the store's
+// revision instead: under concurrent writes an older or a newer one.
+type exactCreates struct{ server.Backend }
+
+func (b exactCreates) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	appended := new(atomic.Int64)
+	rev, err := b.Backend.Create(context.WithValue(ctx, appendedKey{}, appended), key, value, lease)
+	if err == nil {
+		if row := appended.Load(); row != 0 {
+			rev = row
+		}
+	}
+	return rev, err
+}
+
+type appendedKey struct{}
+
+// recordedAppends stores the revision of each row appended into the
+// caller's record, if its context carries one.
+type recordedAppends struct{ logstructured.Log }
+
+func (l recordedAppends) Append(ctx context.Context, event *server.Event) (int64, error) {
+	rev, err := l.Log.Append(ctx, event)
+	if appended, ok := ctx.Value(appendedKey{}).(*atomic.Int64); ok && err == nil && rev != 0 {
+		appended.Store(rev)
+	}
+	return rev, err
+}
