@@ -158,6 +158,9 @@ func (s *startup) startEtcd(ctx context.Context) error {
 	e := etcd.New(etcd.Config{Name: n.name, Layout: s.layout, NodeIP: n.ip, ExtraArgs: s.cfg.EtcdArgs}, s.plan.etcdMode, s.joinEndpoints)
 	s.store = e
 	if s.plan.buildAPIServerEarly {
+		if err := e.Listen(); err != nil {
+			return err
+		}
 		// Recorded to compare after the bootstrap step, which may change them.
 		inputs, err := apiServerFiles(s.layout)
 		if err != nil {
@@ -355,7 +358,7 @@ func (s *startup) startSnapshots(ctx context.Context) error {
 		m.Dir = s.layout.SnapshotDir()
 	}
 	if e, ok := s.store.(*etcd.Etcd); ok {
-		m.Etcd, m.EtcdEndpoint = e.Client(), e.Endpoint().Servers[0]
+		m.Etcd, m.EtcdEndpoint = e.Client(), e.Client().Endpoints()[0]
 	} else {
 		m.SQLite = s.layout.SQLiteFile()
 	}

@@ -90,6 +90,7 @@ type Etcd struct {
 	endpoint      datastore.Endpoint
 
 	srv       *embed.Etcd
+	local     localServer
 	failFast  failFast
 	client    *clientv3.Client
 	closeOnce sync.Once
@@ -128,6 +129,17 @@ func endpointFor(l layout.Server, server string) datastore.Endpoint {
 
 func (e *Etcd) Name() string { return "datastore (etcd)" }
 
+// Listen binds the port the apiserver reaches the member on (see
+// localServer), so that a build of the apiserver started before Start
+// connects at once; Start binds it otherwise. Endpoint names it from then.
+func (e *Etcd) Listen() error {
+	if err := e.local.listen(); err != nil {
+		return err
+	}
+	e.endpoint = endpointFor(e.cfg.Layout, e.local.url())
+	return nil
+}
+
 // Endpoint is how the apiserver reaches the local member.
 func (e *Etcd) Endpoint() datastore.Endpoint { return e.endpoint }
 
@@ -148,6 +160,11 @@ func (e *Etcd) Err() error {
 // quorum, and (for Join) promoted to a voting member. It waits for quorum
 // until ctx ends.
 func (e *Etcd) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil && e.srv == nil {
+			e.local.stop() // bound by Listen, etcd never ran
+		}
+	}()
 	cfg := e.cfg
 	l := cfg.Layout
 	if cfg.Name == "" {
@@ -155,6 +172,10 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 	}
 	if cfg.NodeIP == nil || cfg.NodeIP.IsUnspecified() {
 		return fmt.Errorf("etcd: node IP %v cannot be advertised to peers", cfg.NodeIP)
+	}
+	// Before a join changes the cluster: nothing may fail once it has.
+	if err := e.Listen(); err != nil {
+		return err
 	}
 	user, err := parseArgs(cfg.ExtraArgs)
 	if err != nil {
@@ -223,6 +244,10 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 	e.failFast.server.Store(srv.Server)
 	if e.mode == Existing {
 		go e.followAddressChange(srv, peerURLs)
+		if err = e.local.serve(srv, ecfg); err != nil {
+			e.closeServer()
+			return err
+		}
 	}
 	err = waitReady(ctx, srv, name, join != nil)
 	if errors.Is(err, errPublishLost) {
@@ -245,6 +270,12 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 		if e.mode == Existing && removedFromCluster(ctx, l, srv) {
 			err = removedError(l)
 		}
+		e.closeServer()
+		return err
+	}
+	// Before promotion, like the client below, so that nothing can fail
+	// once this node votes.
+	if err = e.local.serve(srv, ecfg); err != nil {
 		e.closeServer()
 		return err
 	}
@@ -275,7 +306,6 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	e.endpoint = endpointFor(l, local)
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
 	e.wg.Add(2)
@@ -442,6 +472,7 @@ func (e *Etcd) watchServer() {
 
 func (e *Etcd) closeServer() {
 	e.closeOnce.Do(func() {
+		e.local.stop()
 		if e.srv != nil {
 			stopServer(e.srv)
 		}
@@ -465,6 +496,7 @@ func stopServer(srv *embed.Etcd) {
 // again does nothing.
 func (e *Etcd) Stop() (err error) {
 	if e.srv == nil {
+		e.local.stop() // bound by Listen only
 		return nil
 	}
 	e.stopOnce.Do(func() {
