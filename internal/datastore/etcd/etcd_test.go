@@ -211,7 +211,7 @@ func TestSingleMemberRestartKeepsData(t *testing.T) {
 // leader: the apiserver's build connects at once instead of waiting for the
 // election. Here the other member is down, so there is no leader at all,
 // yet a serializable read through the socket answers.
-func TestRestartServesSocketBeforeLeader(t *testing.T) {
+func TestRestartServesLocalPortBeforeLeader(t *testing.T) {
 	cas := newCAs(t)
 	ctx := testCtx(t)
 	a, b := newTestNode(t, "a", "127.0.0.2", cas), newTestNode(t, "b", "127.0.0.3", cas)

@@ -34,7 +34,7 @@ func (l *localServer) listen() error {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("etcd: listen for the local apiserver: %w", err)
+		return fmt.Errorf("etcd: listen on 127.0.0.1 for the local apiserver (is the loopback interface up?): %w", err)
 	}
 	l.ln = ln
 	return nil

@@ -13,17 +13,21 @@ import (
 	"github.com/k3s-io/kine/pkg/util"
 )
 
-// openBackend opens the datastore cfg names. exactCreates reports whether
-// the backend answers each create with its own row's revision; kine's
-// stock backends do not (see answerWrites), and their answers are then
-// checked with a read.
-func openBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (b server.Backend, exactCreates bool, err error) {
-	if !isSQLite(cfg.Endpoint) {
-		_, b, err = drivers.New(ctx, wg, cfg)
-		return b, false, err
+// openBackend opens the datastore cfg names: on SQLite an exactCreates
+// backend; elsewhere kine's stock one, whose creates answerWrites checks
+// with a read.
+func openBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (server.Backend, error) {
+	if isSQLite(cfg.Endpoint) {
+		return newSQLiteBackend(ctx, wg, cfg)
 	}
-	b, err = newSQLiteBackend(ctx, wg, cfg)
-	return b, true, err
+	return stockBackend(ctx, wg, cfg)
+}
+
+// stockBackend is kine's own backend for cfg, as kine builds it (nil for
+// an etcd endpoint, which kine only passes through).
+func stockBackend(ctx context.Context, wg *sync.WaitGroup, cfg *drivers.Config) (server.Backend, error) {
+	_, b, err := drivers.New(ctx, wg, cfg)
+	return b, err
 }
 
 // newSQLiteBackend is kine's SQLite backend assembled from its parts, with

@@ -51,7 +51,7 @@ type Kine struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	// open opens the datastore; nil is openBackend.
-	open func(context.Context, *sync.WaitGroup, *drivers.Config) (server.Backend, bool, error)
+	open func(context.Context, *sync.WaitGroup, *drivers.Config) (server.Backend, error)
 }
 
 // New prepares kine; nothing runs until Start.
@@ -83,7 +83,7 @@ func (k *Kine) Start(ctx context.Context) error {
 	if open == nil {
 		open = openBackend
 	}
-	backend, exactCreates, err := open(dbCtx, &k.wg, &drivers.Config{
+	backend, err := open(dbCtx, &k.wg, &drivers.Config{
 		Endpoint: k.cfg.DSN,
 		BackendTLSConfig: kinetls.Config{
 			CAFile: k.cfg.CAFile, CertFile: k.cfg.CertFile, KeyFile: k.cfg.KeyFile,
@@ -117,7 +117,8 @@ func (k *Kine) Start(ctx context.Context) error {
 		abort()
 		return fmt.Errorf("start kine: %w", err)
 	}
-	srv := newGRPCServer(isSQLite(k.cfg.DSN), !exactCreates)
+	_, exact := backend.(exactCreates)
+	srv := newGRPCServer(isSQLite(k.cfg.DSN), !exact)
 	server.New(followPolls(dbCtx, backend), "unix", notifyInterval, emulatedEtcdVersion).Register(srv)
 	ln, err := listenUnix(k.cfg.Socket)
 	if err != nil {
