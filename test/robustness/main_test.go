@@ -8,10 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/k3ha/k3ha/test/e2e/cluster"
-	"github.com/k3ha/k3ha/test/e2e/harness"
 )
 
 var (
@@ -50,52 +48,4 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-const token = "robustness-secret"
-
-// TestEtcd runs the clients against three servers on embedded etcd, with an
-// agent joined to the first.
-func TestEtcd(t *testing.T) {
-	n := harness.NewNetwork(t)
-	var servers []*cluster.Server
-	for i := range 3 {
-		args := []string{"--disable-agent"}
-		if i == 0 {
-			args = append(args, "--cluster-init")
-		} else {
-			args = append(args, "--server", servers[0].URL())
-		}
-		s := cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("s%d", i+1)), args...)
-		s.Env = []string{"K3HA_TOKEN=" + token}
-		s.Start()
-		s.WaitReady()
-		servers = append(servers, s)
-	}
-	agent := cluster.NewAgent(t, k3haBin, n.AddHost(t, "a1"), servers[0].URL(), token)
-	agent.Start()
-	sys := newSystem(t, "etcd", servers)
-	sys.agent = agent
-	sys.waitNodeReady(agent.Name, time.Now())
-	runScenarios(t, sys, etcdFaults, etcdRegressions)
-}
-
-// TestPostgres runs the clients against two servers sharing one PostgreSQL
-// database through kine.
-func TestPostgres(t *testing.T) {
-	n := harness.NewNetwork(t)
-	db := cluster.NewPostgres(t, n.AddHost(t, "db"))
-	db.Start()
-	var servers []*cluster.Server
-	for i := range 2 {
-		s := cluster.NewServer(t, k3haBin, n.AddHost(t, fmt.Sprintf("s%d", i+1)),
-			"--disable-agent", "--datastore-endpoint", db.DSN("k3ha"))
-		s.Env = []string{"K3HA_TOKEN=" + token}
-		s.Start()
-		s.WaitReady()
-		servers = append(servers, s)
-	}
-	sys := newSystem(t, "postgres", servers)
-	sys.db = db
-	runScenarios(t, sys, postgresFaults, postgresRegressions)
 }

@@ -31,10 +31,12 @@ type system struct {
 	probes  []kubernetes.Interface
 	probeN  int
 	turn    int // which server the next fault of a leaderless datastore hits
+	// anomalies collects what the runs found, for the end of the output.
+	anomalies *[]string
 }
 
-func newSystem(t *testing.T, name string, servers []*cluster.Server) *system {
-	s := &system{t: t, name: name, servers: servers}
+func newSystem(t *testing.T, name string, servers []*cluster.Server, anomalies *[]string) *system {
+	s := &system{t: t, name: name, servers: servers, anomalies: anomalies}
 	for _, srv := range servers {
 		s.probes = append(s.probes, srv.Client())
 	}
