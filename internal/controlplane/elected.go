@@ -53,7 +53,7 @@ func (e *elected) Start(ctx context.Context) error {
 			configz.Delete(e.configz)
 			run, err := e.newTerm(leadCtx)
 			if err != nil {
-				return err
+				return leader.Fatal(err) // its flags or config: every term would fail the same way
 			}
 			return run(leadCtx)
 		})

@@ -5,25 +5,41 @@ package leader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // Term is one period of leading: it runs until ctx ends (the lease is lost
-// or the process stops) and returns an error only when it cannot run at all.
+// or the process stops). An error ends the term early: the lease is given
+// up and the campaign goes on after a pause, as the kubelet restarts a
+// crashed static pod, because a component that could not start while the
+// datastore was away (the controller-manager's discovery, say) starts
+// once it is back. Only an error marked Fatal ends the campaign.
 type Term func(ctx context.Context) error
 
+// Fatal marks a term's error that another term would meet again (a
+// component's flags that do not parse): it ends the campaign with err.
+func Fatal(err error) error { return fatalError{err} }
+
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
+
+// retryAfterFailure spaces the terms that fail in a row.
+var retryAfterFailure = wait.Backoff{Duration: time.Second, Factor: 2, Steps: 6, Cap: 30 * time.Second}
+
 // Campaign leads the lease name whenever it can until ctx ends, running
-// term while it leads. A term that returns gives up the lease; a term's
-// error ends the campaign with that error. On shutdown the lease is
-// released at once, so another server takes over without waiting for it
-// to expire.
+// term while it leads. A term that returns gives up the lease. On shutdown
+// the lease is released at once, so another server takes over without
+// waiting for it to expire.
 func Campaign(ctx context.Context, client kubernetes.Interface, name, identity string, term Term) error {
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, "kube-system", name,
 		client.CoreV1(), client.CoordinationV1(),
@@ -31,6 +47,7 @@ func Campaign(ctx context.Context, client kubernetes.Interface, name, identity s
 	if err != nil {
 		return fmt.Errorf("%s lease: %w", name, err)
 	}
+	pause := retryAfterFailure
 	for ctx.Err() == nil {
 		termCtx, endTerm := context.WithCancel(ctx)
 		var termErr error
@@ -65,10 +82,19 @@ func Campaign(ctx context.Context, client kubernetes.Interface, name, identity s
 		if started {
 			<-termDone
 		}
-		if termErr != nil {
-			return termErr
-		}
-		if ctx.Err() == nil {
+		var fatal fatalError
+		switch {
+		case errors.As(termErr, &fatal):
+			return fatal.error
+		case termErr != nil:
+			retryIn := pause.Step()
+			slog.Warn("failed while leading; gave up the lease, campaigning again", "component", name, "err", termErr, "retry-in", retryIn)
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryIn):
+			}
+		case ctx.Err() == nil:
+			pause = retryAfterFailure
 			slog.Warn("lost the lease; campaigning again", "component", name)
 		}
 	}
