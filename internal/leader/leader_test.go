@@ -14,7 +14,9 @@ import (
 // datastore was down) gives up the lease and leads again, instead of ending
 // the campaign and with it the server.
 func TestFailedTermCampaignsAgain(t *testing.T) {
+	saved := retryAfterFailure
 	retryAfterFailure.Duration = 10 * time.Millisecond
+	t.Cleanup(func() { retryAfterFailure = saved })
 	client := fake.NewClientset()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
