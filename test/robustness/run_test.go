@@ -144,13 +144,14 @@ func runScenario(t *testing.T, s *system, name string, seed int64, faults []faul
 		name, s.name, stats.took.Round(time.Second), len(stats.faults), stats.ops, stats.failed, stats.unknown, stats.events, stats.relists, stats.checkTook.Round(time.Millisecond))
 	if len(problems) > 0 {
 		dir := saveFailure(t, s, name, seed, history, info, lin != "", spans, problems)
-		summary := fmt.Sprintf("%s: %d anomalies; history, visualisation and logs in %s; replay with -robustness.seed=%d", name, len(problems), dir, seed)
-		for _, p := range problems {
-			t.Errorf("%s: %s", name, p)
-			*s.anomalies = append(*s.anomalies, name+": "+p)
+		report := func(line string) {
+			t.Errorf("%s", line)
+			*s.anomalies = append(*s.anomalies, line)
 		}
-		t.Errorf("%s", summary)
-		*s.anomalies = append(*s.anomalies, summary)
+		for _, p := range problems {
+			report(name + ": " + p)
+		}
+		report(fmt.Sprintf("%s: %d anomalies; history, visualisation and logs in %s; replay with -robustness.seed=%d", name, len(problems), dir, seed))
 		return stats, false
 	}
 	return stats, true

@@ -273,7 +273,8 @@ func (e *Etcd) Start(ctx context.Context) (err error) {
 		e.closeServer()
 		return err
 	}
-	// Before promotion, like the client below, so that nothing can fail
+	// A new or joining member serves here (a restarted one already does),
+	// before promotion like the client below, so that nothing can fail
 	// once this node votes.
 	if err = e.local.serve(srv, ecfg); err != nil {
 		e.closeServer()

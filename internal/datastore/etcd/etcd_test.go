@@ -210,7 +210,7 @@ func TestSingleMemberRestartKeepsData(t *testing.T) {
 // A restarting member serves the apiserver's port before it has a
 // leader: the apiserver's build connects at once instead of waiting for the
 // election. Here the other member is down, so there is no leader at all,
-// yet a serializable read through the socket answers.
+// yet a serializable read through the port answers.
 func TestRestartServesLocalPortBeforeLeader(t *testing.T) {
 	cas := newCAs(t)
 	ctx := testCtx(t)

@@ -43,8 +43,8 @@ func (l *localServer) listen() error {
 // url is where the port listens; valid after listen.
 func (l *localServer) url() string { return "https://" + l.ln.Addr().String() }
 
-// serve serves srv's etcd API on the socket with the gRPC settings etcd
-// gives its own client port.
+// serve serves srv's etcd API on the port with the gRPC settings etcd
+// gives its own client port; once serving, it does nothing.
 func (l *localServer) serve(srv *embed.Etcd, cfg *embed.Config) error {
 	if l.srv != nil {
 		return nil
